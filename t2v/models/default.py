@@ -1,0 +1,86 @@
+"""The default model: a tiny configuration of every component at 64×64, 8 fps, clips of 17 frames.
+
+`build_default_pipeline` makes it from a seed, with random weights, and `python -m
+t2v.models.default OUT_DIR` saves it; the folder shipped in `t2v/default_model/` was made that way.
+Its weights stay random until the Shapes-world training lands, and its `trained_on` says so.
+"""
+
+import argparse
+
+import torch
+from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
+
+from ..data.shapes import vocabulary
+from ..tokenizers import TokenCodec, VideoTokenizer
+from .text_encoder import build_text_encoder, build_word_tokenizer
+
+RANDOM_WEIGHTS = (
+    "nothing: these weights are random, so videos are noise (the trained Shapes-world model replaces them)"
+)
+
+LATENT_CHANNELS = 8
+TEXT_DIM = 64
+TOKEN_GRID = (2, 2, 2)
+TOKEN_DIM = 32
+CODEC_DIM = 8
+
+
+def build_default_pipeline(seed: int = 0, trained_on: str = RANDOM_WEIGHTS):
+    """Every component of the default model, freshly initialised from `seed`."""
+    from ..pipelines import T2VPipeline
+
+    torch.manual_seed(seed)
+    tokenizer = build_word_tokenizer(vocabulary())
+    text_encoder = build_text_encoder(len(tokenizer), d_model=TEXT_DIM)
+    vae = AutoencoderKLWan(
+        base_dim=16,
+        z_dim=LATENT_CHANNELS,
+        dim_mult=[1, 2, 4, 4],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+        latents_mean=[0.0] * LATENT_CHANNELS,
+        latents_std=[1.0] * LATENT_CHANNELS,
+    )
+    video_tokenizer = VideoTokenizer(
+        in_channels=LATENT_CHANNELS, grid=TOKEN_GRID, hidden_dim=64, token_dim=TOKEN_DIM, num_layers=2, num_heads=4, pos_dim_per_axis=16
+    )
+    token_codec = TokenCodec(token_dim=TOKEN_DIM, codec_dim=CODEC_DIM)
+    common = dict(num_attention_heads=4, attention_head_dim=16, text_dim=TEXT_DIM, freq_dim=64, ffn_dim=256, num_layers=4)
+    planner = WanTransformer3DModel(patch_size=(1, 1, 1), in_channels=CODEC_DIM, out_channels=CODEC_DIM, **common)
+    transformer = WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        in_channels=LATENT_CHANNELS,
+        out_channels=LATENT_CHANNELS,
+        image_dim=TOKEN_DIM,
+        added_kv_proj_dim=64,
+        **common,
+    )
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)
+    return T2VPipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        video_tokenizer=video_tokenizer,
+        token_codec=token_codec,
+        planner=planner,
+        transformer=transformer,
+        vae=vae,
+        scheduler=scheduler,
+        fps=8,
+        clip_frames=17,
+        height=64,
+        width=64,
+        trained_on=trained_on,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Save the default t2v model (random weights) to a folder.")
+    parser.add_argument("output_dir")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    build_default_pipeline(args.seed).save_pretrained(args.output_dir)
+    print(f"saved the default model to {args.output_dir}")
+
+
+if __name__ == "__main__":
+    main()

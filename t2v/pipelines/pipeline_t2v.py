@@ -1,0 +1,473 @@
+"""T2VPipeline: text -> planned condensed tokens -> clips rendered by a Wan DiT -> frames.
+
+The TokensGen recipe (Ouyang et al., 2025) as a diffusers pipeline: a text encoder reads the prompt;
+the planner (T2To) generates the condensed tokens of every clip in one token-diffusion pass; the
+denoiser (To2V) renders each clip from the text and that clip's tokens; the 3D causal VAE decodes.
+Clips are rendered one after another here; FIFO diagonal denoising (which removes the seams between
+them) replaces step 6 of `__call__` without changing the steps around it.
+"""
+
+import json
+import math
+import os
+from typing import Any, Callable
+
+import torch
+from diffusers import AutoencoderKLWan, DiffusionPipeline, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+from diffusers.utils import replace_example_docstring
+from diffusers.utils.torch_utils import randn_tensor
+from diffusers.video_processor import VideoProcessor
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from ..models.denoiser import TEXT_CONTEXT_LENGTH, check_denoiser, expand_frame_timesteps
+from ..models.planner import check_planner, grid_to_tokens, tokens_to_grid
+from ..schedulers import PerFrameFlowMatch
+from ..tokenizers import TokenCodec, VideoTokenizer
+from ..validation import finite_number, positive_number
+from .pipeline_output import T2VPipelineOutput
+
+EXAMPLE_DOC_STRING = """
+    Examples:
+        ```python
+        >>> from t2v import T2VPipeline, default_model_path
+        >>> pipe = T2VPipeline.from_pretrained(default_model_path())
+        >>> out = pipe("a red circle bounces left and right", seconds=4, generator=torch.Generator().manual_seed(0))
+        >>> out.frames.shape  # (batch, frames, height, width, 3), floats in [0, 1]
+        (1, 32, 64, 64, 3)
+        ```
+"""
+
+OUTPUT_TYPES = ("np", "pt", "pil", "latent")
+
+
+class T2VPipeline(DiffusionPipeline):
+    r"""
+    Text-to-video in two stages: a token planner for the whole video, then a DiT per clip.
+
+    Args:
+        tokenizer ([`~transformers.PreTrainedTokenizerBase`]): tokenizer of the text encoder.
+        text_encoder ([`~transformers.PreTrainedModel`]): a transformers text encoder (UMT5, T5, CLIP text).
+        video_tokenizer ([`VideoTokenizer`]): condenses a clip's latents into K tokens (used in training and to
+            encode reference videos).
+        token_codec ([`TokenCodec`]): PCA map between the tokenizer's tokens and the planner's channels.
+        planner ([`~diffusers.WanTransformer3DModel`]): the T2To token-diffusion transformer, patch (1, 1, 1).
+        transformer ([`~diffusers.WanTransformer3DModel`]): the To2V denoiser, with the image branch for tokens.
+        vae ([`~diffusers.AutoencoderKLWan`]): the 3D causal VAE.
+        scheduler ([`~diffusers.FlowMatchEulerDiscreteScheduler`]): the flow-matching schedule of both stages.
+        fps (`int`): frames per second the model was trained at.
+        clip_frames (`int`): frames of one clip (1 + 4·n for the causal VAE).
+        height, width (`int`): the default resolution.
+        trained_on (`str`): one line saying what the weights were trained on, shown by `t2v info`.
+    """
+
+    model_cpu_offload_seq = "text_encoder->planner->transformer->vae"
+    _callback_tensor_inputs = ["latents", "prompt_embeds", "negative_prompt_embeds"]
+
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        text_encoder: PreTrainedModel,
+        video_tokenizer: VideoTokenizer,
+        token_codec: TokenCodec,
+        planner: WanTransformer3DModel,
+        transformer: WanTransformer3DModel,
+        vae: AutoencoderKLWan,
+        scheduler: FlowMatchEulerDiscreteScheduler,
+        fps: int = 8,
+        clip_frames: int = 17,
+        height: int = 64,
+        width: int = 64,
+        trained_on: str = "unknown",
+    ):
+        super().__init__()
+        self.register_modules(
+            tokenizer=tokenizer,
+            text_encoder=text_encoder,
+            video_tokenizer=video_tokenizer,
+            token_codec=token_codec,
+            planner=planner,
+            transformer=transformer,
+            vae=vae,
+            scheduler=scheduler,
+        )
+        self.register_to_config(fps=fps, clip_frames=clip_frames, height=height, width=width, trained_on=trained_on)
+        self.vae_scale_factor_temporal = vae.config.scale_factor_temporal
+        self.vae_scale_factor_spatial = vae.config.scale_factor_spatial
+        if (clip_frames - 1) % self.vae_scale_factor_temporal:
+            raise ValueError(f"clip_frames must be 1 + a multiple of {self.vae_scale_factor_temporal}, got {clip_frames}.")
+        check_denoiser(transformer, vae.config.z_dim, video_tokenizer.config.token_dim)
+        check_planner(planner, token_codec.config.codec_dim, tuple(video_tokenizer.config.grid))
+        if token_codec.config.token_dim != video_tokenizer.config.token_dim:
+            raise ValueError(
+                f"The token codec expects {token_codec.config.token_dim}-channel tokens but the video tokenizer "
+                f"makes {video_tokenizer.config.token_dim}."
+            )
+        self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor_spatial)
+
+    # ------------------------------------------------------------------------------------------------
+    # Loading
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "T2VPipeline":
+        """Load a saved pipeline; a local folder is checked first so that a broken one fails in one sentence.
+
+        A name that is not a local folder is passed to diffusers as a hub id (downloaded only because
+        the caller named it).
+        """
+        path = os.fspath(pretrained_model_name_or_path)
+        looks_local = os.path.isabs(path) or path.startswith(".") or os.path.exists(path) or path.count("/") != 1
+        if not looks_local:
+            return super().from_pretrained(path, **kwargs)
+        if not os.path.isdir(path):
+            raise ValueError(f"No model folder at {path}.")
+        index_file = os.path.join(path, "model_index.json")
+        if not os.path.isfile(index_file):
+            raise ValueError(f"{path} is not a t2v model folder: it has no model_index.json.")
+        try:
+            with open(index_file) as f:
+                index = json.load(f)
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"{index_file} is not valid JSON ({err}).") from None
+        if index.get("_class_name") != cls.__name__:
+            raise ValueError(f"{path} holds a {index.get('_class_name')!r}, not a {cls.__name__}.")
+        missing = [name for name, spec in index.items() if isinstance(spec, list) and not os.path.isdir(os.path.join(path, name))]
+        if missing:
+            raise ValueError(f"{path} is incomplete: the folder(s) {', '.join(missing)} are missing.")
+        try:
+            return super().from_pretrained(path, **kwargs)
+        except Exception as err:  # diffusers, transformers and safetensors each raise their own kinds
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(f"Could not load the model in {path}: {reason}") from err
+
+    # ------------------------------------------------------------------------------------------------
+    # Prompt encoding
+
+    def _text_embeds(self, prompt: list[str], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        inputs = self.tokenizer(
+            prompt,
+            padding="longest",
+            max_length=TEXT_CONTEXT_LENGTH,
+            truncation=True,
+            add_special_tokens=True,
+            return_attention_mask=True,
+            return_tensors="pt",
+        )
+        ids, mask = inputs.input_ids.to(self.text_encoder.device), inputs.attention_mask.to(self.text_encoder.device)
+        hidden = self.text_encoder(ids, mask).last_hidden_state.to(device=device, dtype=dtype)
+        # Wan's convention: keep each prompt's real tokens and pad with zeros to the fixed context length.
+        hidden = hidden * mask.to(device=device, dtype=dtype).unsqueeze(-1)
+        return torch.nn.functional.pad(hidden, (0, 0, 0, TEXT_CONTEXT_LENGTH - hidden.shape[1]))
+
+    def encode_prompt(
+        self,
+        prompt: str | list[str],
+        negative_prompt: str | list[str] | None = None,
+        do_classifier_free_guidance: bool = True,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Encode prompts (and negative prompts for guidance) to (B, 512, text_dim) embeddings."""
+        device = device or self._execution_device
+        dtype = dtype or self.transformer.dtype
+        prompt = [prompt] if isinstance(prompt, str) else list(prompt)
+        prompt_embeds = self._text_embeds(prompt, device, dtype)
+        negative_prompt_embeds = None
+        if do_classifier_free_guidance:
+            negative_prompt = negative_prompt or ""
+            if isinstance(negative_prompt, str):
+                negative_prompt = [negative_prompt] * len(prompt)
+            if len(negative_prompt) != len(prompt):
+                raise ValueError(f"Got {len(negative_prompt)} negative prompts for {len(prompt)} prompts; give one each.")
+            negative_prompt_embeds = self._text_embeds(list(negative_prompt), device, dtype)
+        return prompt_embeds, negative_prompt_embeds
+
+    # ------------------------------------------------------------------------------------------------
+    # Checks and sizes
+
+    def check_inputs(
+        self,
+        prompt,
+        negative_prompt,
+        num_frames,
+        seconds,
+        fps,
+        height,
+        width,
+        num_inference_steps,
+        guidance_scale,
+        planner_steps,
+        planner_guidance_scale,
+        output_type,
+        callback_on_step_end_tensor_inputs,
+    ) -> None:
+        prompts = [prompt] if isinstance(prompt, str) else prompt
+        if not isinstance(prompts, (list, tuple)) or not prompts or not all(isinstance(p, str) for p in prompts):
+            raise ValueError("prompt must be a non-empty string or a list of them.")
+        if any(not p.strip() for p in prompts):
+            raise ValueError("prompt is empty; describe the video you want.")
+        if negative_prompt is not None and not isinstance(negative_prompt, (str, list, tuple)):
+            raise ValueError("negative_prompt must be a string or a list of strings.")
+        if num_frames is not None and seconds is not None:
+            raise ValueError("Give either num_frames or seconds, not both.")
+        if num_frames is not None:
+            positive_number("num_frames", num_frames, integer=True)
+        if seconds is not None:
+            positive_number("seconds", seconds)
+        positive_number("fps", fps)
+        multiple = self.vae_scale_factor_spatial * self.transformer.config.patch_size[1]
+        for name, value in (("height", height), ("width", width)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value % multiple:
+                raise ValueError(f"{name} must be a positive multiple of {multiple} (the VAE's 8x times the 2x patch), got {value!r}.")
+        positive_number("num_inference_steps", num_inference_steps, integer=True)
+        positive_number("planner_steps", planner_steps, integer=True)
+        finite_number("guidance_scale", guidance_scale)
+        finite_number("planner_guidance_scale", planner_guidance_scale)
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}.")
+        if callback_on_step_end_tensor_inputs is not None:
+            unknown = [k for k in callback_on_step_end_tensor_inputs if k not in self._callback_tensor_inputs]
+            if unknown:
+                raise ValueError(f"callback_on_step_end_tensor_inputs may name only {self._callback_tensor_inputs}, got {unknown}.")
+
+    def num_frames_for(self, num_frames: int | None, seconds: float | None, fps: float) -> int:
+        """The number of frames a call makes: num_frames, or round(seconds·fps), or one clip."""
+        if num_frames is not None:
+            return int(num_frames)
+        if seconds is not None:
+            return max(1, round(seconds * fps))
+        return self.config.clip_frames
+
+    @property
+    def latent_frames_per_clip(self) -> int:
+        return (self.config.clip_frames - 1) // self.vae_scale_factor_temporal + 1
+
+    def prepare_latents(self, batch_size, num_clips, height, width, dtype, device, generator, latents=None):
+        shape = (
+            batch_size,
+            self.transformer.config.in_channels,
+            num_clips * self.latent_frames_per_clip,
+            height // self.vae_scale_factor_spatial,
+            width // self.vae_scale_factor_spatial,
+        )
+        if latents is not None:
+            if tuple(latents.shape) != shape:
+                raise ValueError(f"latents must have shape {shape} for this call, got {tuple(latents.shape)}.")
+            return latents.to(device=device, dtype=dtype)
+        return randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+
+    # ------------------------------------------------------------------------------------------------
+    # Stages
+
+    def _guided(self, model, latents, timestep, prompt_embeds, negative_prompt_embeds, guidance_scale, **kwargs):
+        """One model call with classifier-free guidance on the text (the tokens, if any, go to both branches)."""
+        pred = model(hidden_states=latents, timestep=timestep, encoder_hidden_states=prompt_embeds, return_dict=False, **kwargs)[0]
+        if negative_prompt_embeds is None:
+            return pred
+        uncond = model(
+            hidden_states=latents, timestep=timestep, encoder_hidden_states=negative_prompt_embeds, return_dict=False, **kwargs
+        )[0]
+        return uncond + guidance_scale * (pred - uncond)
+
+    def plan(self, prompt_embeds, negative_prompt_embeds, num_clips, num_steps, guidance_scale, generator, progress_bar=None):
+        """Token diffusion over all clips at once -> tokens (B, clips, K, token_dim) in the tokenizer's space."""
+        grid = tuple(self.video_tokenizer.config.grid)
+        device, dtype = prompt_embeds.device, self.planner.dtype
+        shape = (prompt_embeds.shape[0], self.token_codec.config.codec_dim, num_clips * grid[0], grid[1], grid[2])
+        if shape[2] > self.planner.config.rope_max_seq_len:
+            max_clips = self.planner.config.rope_max_seq_len // grid[0]
+            raise ValueError(f"This planner can plan at most {max_clips} clips, and the video needs {num_clips}.")
+        codes = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        sampler = PerFrameFlowMatch(FlowMatchEulerDiscreteScheduler.from_config(self.scheduler.config), num_steps, device)
+        for i in range(num_steps):
+            index = torch.full((shape[2],), i, device=device, dtype=torch.long)
+            timestep = sampler.timesteps_at(index[:1]).expand(shape[0])
+            pred = self._guided(self.planner, codes, timestep, prompt_embeds, negative_prompt_embeds, guidance_scale)
+            codes = sampler.step(pred, codes, index)
+            if progress_bar is not None:
+                progress_bar.update()
+        codec_device = self.token_codec.mean.device
+        tokens = self.token_codec.decode(grid_to_tokens(codes, grid).to(codec_device, torch.float32))
+        return tokens.to(device=device, dtype=self.transformer.dtype)
+
+    def encode_video_tokens(self, latents: torch.Tensor, num_clips: int) -> torch.Tensor:
+        """Condensed tokens of normalised latents (B, C, clips·frames, H, W) -> (B, clips, K, token_dim)."""
+        clips = latents.chunk(num_clips, dim=2)
+        return torch.stack([self.video_tokenizer(clip.to(self.video_tokenizer.dtype)) for clip in clips], dim=1)
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Normalised latents of one clip -> video (B, 3, frames, H, W) in [-1, 1] (Wan's latent statistics)."""
+        mean = torch.tensor(self.vae.config.latents_mean, device=latents.device).view(1, -1, 1, 1, 1)
+        std = torch.tensor(self.vae.config.latents_std, device=latents.device).view(1, -1, 1, 1, 1)
+        raw = latents.to(self.vae.dtype) * std.to(self.vae.dtype) + mean.to(self.vae.dtype)
+        return self.vae.decode(raw, return_dict=False)[0]
+
+    @property
+    def guidance_scale(self):
+        return self._guidance_scale
+
+    @property
+    def do_classifier_free_guidance(self):
+        return self._guidance_scale > 1.0
+
+    @property
+    def interrupt(self):
+        return self._interrupt
+
+    @torch.no_grad()
+    @replace_example_docstring(EXAMPLE_DOC_STRING)
+    def __call__(
+        self,
+        prompt: str | list[str],
+        negative_prompt: str | list[str] | None = None,
+        num_frames: int | None = None,
+        seconds: float | None = None,
+        fps: float | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        num_inference_steps: int = 25,
+        guidance_scale: float = 5.0,
+        planner_steps: int = 25,
+        planner_guidance_scale: float = 3.0,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+        output_type: str = "np",
+        return_dict: bool = True,
+        attention_kwargs: dict[str, Any] | None = None,
+        callback_on_step_end: Callable[[int, int], None] | PipelineCallback | MultiPipelineCallbacks | None = None,
+        callback_on_step_end_tensor_inputs: list[str] = ["latents"],
+    ) -> T2VPipelineOutput | tuple:
+        r"""
+        Generate a video from a prompt.
+
+        Args:
+            prompt (`str` or `list[str]`): what the video shows.
+            negative_prompt (`str` or `list[str]`, *optional*): what guidance steers away from (default: empty).
+            num_frames (`int`, *optional*): frames to make; or give `seconds`. Default: one clip.
+            seconds (`float`, *optional*): length of the video; frames = round(seconds · fps).
+            fps (`float`, *optional*): frames per second of the result (default: the model's).
+            height, width (`int`, *optional*): size in pixels, multiples of 16 (default: the model's).
+            num_inference_steps (`int`): denoising steps of each clip.
+            guidance_scale (`float`): classifier-free guidance of the denoiser (off at <= 1).
+            planner_steps (`int`): denoising steps of the token planner.
+            planner_guidance_scale (`float`): classifier-free guidance of the planner (off at <= 1).
+            generator (`torch.Generator`, *optional*): makes the call deterministic.
+            latents (`torch.Tensor`, *optional*): the denoiser's starting noise, (B, C, clips·frames, H/8, W/8).
+            output_type (`str`): "np", "pt", "pil" or "latent".
+            return_dict (`bool`): return a [`T2VPipelineOutput`] rather than a tuple.
+            attention_kwargs (`dict`, *optional*): passed to the denoiser's attention processors.
+            callback_on_step_end (`Callable`, *optional*): called after every denoiser step as
+                `callback(pipe, step, timestep, callback_kwargs)`; may return replacements for the tensors.
+            callback_on_step_end_tensor_inputs (`list[str]`): tensors given to the callback.
+
+        Examples:
+        """
+        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
+            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+        fps = self.config.fps if fps is None else fps
+        height = self.config.height if height is None else height
+        width = self.config.width if width is None else width
+
+        # 1. Check inputs
+        self.check_inputs(
+            prompt,
+            negative_prompt,
+            num_frames,
+            seconds,
+            fps,
+            height,
+            width,
+            num_inference_steps,
+            guidance_scale,
+            planner_steps,
+            planner_guidance_scale,
+            output_type,
+            callback_on_step_end_tensor_inputs,
+        )
+        self._guidance_scale = guidance_scale
+        self._interrupt = False
+
+        # 2. Define call parameters
+        device = self._execution_device
+        batch_size = 1 if isinstance(prompt, str) else len(prompt)
+        num_frames = self.num_frames_for(num_frames, seconds, float(fps))
+        num_clips = math.ceil(num_frames / self.config.clip_frames)
+
+        # 3. Encode the prompt
+        prompt_embeds, negative_prompt_embeds = self.encode_prompt(
+            prompt, negative_prompt, guidance_scale > 1.0 or planner_guidance_scale > 1.0, device
+        )
+        planner_negative = negative_prompt_embeds if planner_guidance_scale > 1.0 else None
+        denoiser_negative = negative_prompt_embeds if guidance_scale > 1.0 else None
+
+        total_steps = planner_steps + num_clips * num_inference_steps
+        with self.progress_bar(total=total_steps) as progress_bar:
+            # 4. Plan the condensed tokens of every clip in one go
+            tokens = self.plan(
+                prompt_embeds.to(self.planner.dtype),
+                None if planner_negative is None else planner_negative.to(self.planner.dtype),
+                num_clips,
+                planner_steps,
+                planner_guidance_scale,
+                generator,
+                progress_bar,
+            )
+
+            # 5. Prepare the starting noise of every clip
+            latents = self.prepare_latents(
+                batch_size, num_clips, height, width, self.transformer.dtype, device, generator, latents
+            )
+
+            # 6. Denoise clip by clip, each conditioned on its planned tokens
+            sampler = PerFrameFlowMatch(self.scheduler, num_inference_steps, device)
+            frames_per_clip = self.latent_frames_per_clip
+            clips = []
+            for c in range(num_clips):
+                clip = latents[:, :, c * frames_per_clip : (c + 1) * frames_per_clip]
+                for i in range(num_inference_steps):
+                    if self.interrupt:
+                        continue
+                    index = torch.full((frames_per_clip,), i, device=device, dtype=torch.long)
+                    frame_t = sampler.timesteps_at(index).expand(batch_size, -1)
+                    timestep = expand_frame_timesteps(frame_t, clip.shape, self.transformer.config.patch_size)
+                    pred = self._guided(
+                        self.transformer,
+                        clip,
+                        timestep,
+                        prompt_embeds,
+                        denoiser_negative,
+                        guidance_scale,
+                        encoder_hidden_states_image=tokens[:, c],
+                        attention_kwargs=attention_kwargs,
+                    )
+                    clip = sampler.step(pred, clip, index)
+
+                    if callback_on_step_end is not None:
+                        callback_kwargs = {
+                            "latents": clip,
+                            "prompt_embeds": prompt_embeds,
+                            "negative_prompt_embeds": negative_prompt_embeds,
+                        }
+                        callback_kwargs = {k: callback_kwargs[k] for k in callback_on_step_end_tensor_inputs}
+                        outputs = callback_on_step_end(self, c * num_inference_steps + i, frame_t[0, 0], callback_kwargs) or {}
+                        clip = outputs.pop("latents", clip)
+                        prompt_embeds = outputs.pop("prompt_embeds", prompt_embeds)
+                        negative_prompt_embeds = outputs.pop("negative_prompt_embeds", negative_prompt_embeds)
+                        denoiser_negative = negative_prompt_embeds if guidance_scale > 1.0 else None
+                    progress_bar.update()
+                clips.append(clip)
+        latents = torch.cat(clips, dim=2)
+
+        # 7. Decode each clip and keep the frames asked for
+        if output_type == "latent":
+            video = latents
+        else:
+            decoded = [self.decode_latents(clip) for clip in clips]
+            video = torch.cat(decoded, dim=2)[:, :, :num_frames]
+            video = self.video_processor.postprocess_video(video.float(), output_type=output_type)
+
+        self.maybe_free_model_hooks()
+        tokens = tokens.float().cpu()
+        if not return_dict:
+            return (video, tokens)
+        return T2VPipelineOutput(frames=video, tokens=tokens)
