@@ -135,10 +135,19 @@ class T2VPipeline(DiffusionPipeline):
         if missing:
             raise ValueError(f"{path} is incomplete: the folder(s) {', '.join(missing)} are missing.")
         try:
-            return super().from_pretrained(path, **kwargs)
+            pipe = super().from_pretrained(path, **kwargs)
         except Exception as err:  # diffusers, transformers and safetensors each raise their own kinds
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ValueError(f"Could not load the model in {path}: {reason}") from err
+            reason = " ".join(str(err).split()).split(". ")[0].rstrip(".") or type(err).__name__
+            raise ValueError(f"Could not load the model in {path}: {reason}.") from err
+        for name, component in pipe.components.items():
+            if isinstance(component, torch.nn.Module):
+                empty = [n for n, t in (*component.named_parameters(), *component.named_buffers()) if t.is_meta]
+                if empty:
+                    raise ValueError(
+                        f"Could not load the model in {path}: the {name} has no weights for {len(empty)} tensors "
+                        f"(such as {empty[0]}), so its config does not match its weights."
+                    )
+        return pipe
 
     # ------------------------------------------------------------------------------------------------
     # Prompt encoding

@@ -1,0 +1,190 @@
+"""The `t2v` command line: `t2v generate PROMPT` writes a video, `t2v info` describes a model.
+
+Every mistake in the input ends the command with one line on stderr and a non-zero exit, and never
+leaves an output file behind (set T2V_DEBUG=1 to see the traceback of an unexpected error).
+"""
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+class UsageError(Exception):
+    """A mistake in the command line; printed as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage dump
+        match = re.match(r"argument [^:]+: (--\S+ .*)", message)  # our own checks already name the option
+        message = match.group(1) if match else message[0].upper() + message[1:]
+        raise UsageError(message if message.endswith(".") else message + ".")
+
+
+def _checked(name: str, integer: bool = False, finite: bool = False):
+    from .validation import finite_number, positive_number
+
+    def parse(text: str):
+        try:
+            return finite_number(name, text) if finite else positive_number(name, text, integer)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    parse.__name__ = name
+    return parse
+
+
+def default_output_name(prompt: str, extension: str = ".mp4") -> str:
+    """A file name derived from the prompt: lower case, words joined by dashes, at most 60 characters."""
+    slug = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:60].strip("-")
+    return (slug or "video") + extension
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="t2v", description="Text-to-video: minute-long videos from a prompt.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    gen = sub.add_parser("generate", help="make a video from a prompt", description="Make a video from a prompt.")
+    gen.add_argument("prompt", help="what the video shows, e.g. \"a red circle bounces left and right\"")
+    gen.add_argument("-o", "--output", help="the file to write: .mp4, .webm or .gif (default: named after the prompt, here)")
+    length = gen.add_mutually_exclusive_group()
+    length.add_argument("--seconds", type=_checked("--seconds"), help="length in seconds (default: 4)")
+    length.add_argument("--frames", type=_checked("--frames", integer=True), help="length in frames")
+    gen.add_argument("--fps", type=_checked("--fps"), help="frames per second (default: the model's)")
+    gen.add_argument("--height", type=_checked("--height", integer=True), help="height in pixels (default: the model's)")
+    gen.add_argument("--width", type=_checked("--width", integer=True), help="width in pixels (default: the model's)")
+    gen.add_argument("--steps", type=_checked("--steps", integer=True), default=25, help="denoising steps per clip (default: 25)")
+    gen.add_argument("--planner-steps", type=_checked("--planner-steps", integer=True), default=25, help="token planner steps (default: 25)")
+    gen.add_argument("--guidance-scale", type=_checked("--guidance-scale", finite=True), default=5.0, help="text guidance (default: 5.0)")
+    gen.add_argument("--planner-guidance-scale", type=_checked("--planner-guidance-scale", finite=True), default=3.0, help="planner text guidance (default: 3.0)")
+    gen.add_argument("--negative-prompt", default=None, help="what to steer away from")
+    gen.add_argument("--seed", type=int, default=0, help="random seed; the same seed on the same device gives the same video (default: 0)")
+    gen.add_argument("--model", help="a t2v model folder (default: the model shipped with t2v)")
+    gen.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run (default: auto, a GPU if there is one)")
+
+    info = sub.add_parser("info", help="describe a model", description="Print a model's components, sizes and training.")
+    info.add_argument("--model", help="a t2v model folder (default: the model shipped with t2v)")
+    return parser
+
+
+def _quiet_libraries() -> None:
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.set_verbosity_error()
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def _load(model: str | None, device: str = "cpu"):
+    from . import T2VPipeline, default_model_path
+
+    _quiet_libraries()
+    pipe = T2VPipeline.from_pretrained(model or default_model_path())
+    pipe.set_progress_bar_config(desc="generating", unit="step")
+    return pipe.to(device)
+
+
+def _resolve_device(name: str) -> str:
+    import torch
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for, but PyTorch sees no CUDA GPU on this machine.")
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def cmd_generate(args) -> int:
+    import torch
+
+    from .video_io import VideoWriter, check_output_path, to_uint8
+
+    if not args.prompt.strip():
+        raise UsageError("The prompt is empty; describe the video you want.")
+    output = check_output_path(args.output or default_output_name(args.prompt))
+    device = _resolve_device(args.device)
+    pipe = _load(args.model, device)
+    seconds = args.seconds if args.frames is None and args.seconds is not None else (None if args.frames else 4.0)
+    result = pipe(
+        args.prompt,
+        negative_prompt=args.negative_prompt,
+        num_frames=args.frames,
+        seconds=seconds,
+        fps=args.fps,
+        height=args.height,
+        width=args.width,
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance_scale,
+        planner_steps=args.planner_steps,
+        planner_guidance_scale=args.planner_guidance_scale,
+        generator=torch.Generator(device).manual_seed(args.seed),
+    )
+    frames = to_uint8(result.frames[0])
+    fps = args.fps or pipe.config.fps
+    with VideoWriter(output, fps) as writer:
+        writer.append(frames)
+    height, width = frames.shape[1:3]
+    print(f"wrote {output} ({len(frames)} frames, {width}x{height}, {fps:g} fps)")
+    return 0
+
+
+def _folder_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def cmd_info(args) -> int:
+    from . import default_model_path
+
+    pipe = _load(args.model)
+    root = Path(args.model or default_model_path())
+    cfg = pipe.config
+    print(f"model: {root.resolve()}")
+    print(f"trained on: {cfg.trained_on}")
+    print(f"video: {cfg.width}x{cfg.height} at {cfg.fps} fps, clips of {cfg.clip_frames} frames")
+    grid = tuple(pipe.video_tokenizer.config.grid)
+    print(f"condensed tokens: {pipe.video_tokenizer.num_tokens} per clip on a {grid} grid, "
+          f"{pipe.video_tokenizer.config.token_dim} channels, planned in {pipe.token_codec.config.codec_dim}")
+    print("components:")
+    for name, component in pipe.components.items():
+        params = sum(p.numel() for p in component.parameters()) if hasattr(component, "parameters") else None
+        size = _folder_size(root / name) if (root / name).is_dir() else 0
+        detail = f"{params / 1e6:9.2f} M parameters" if params is not None else " " * 22
+        print(f"  {name:16s} {type(component).__name__:34s} {detail}  {size / 2**20:7.2f} MiB")
+    print(f"total on disk: {_folder_size(root) / 2**20:.2f} MiB")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_USAGE
+        return {"generate": cmd_generate, "info": cmd_info}[args.command](args)
+    except UsageError as err:
+        print(f"t2v: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("t2v: interrupted; nothing was written.", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as err:
+        if os.environ.get("T2V_DEBUG"):
+            raise
+        print(f"t2v: error: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as err:  # an unexpected failure still gets one line; T2V_DEBUG=1 shows the traceback
+        if os.environ.get("T2V_DEBUG"):
+            raise
+        print(f"t2v: error: {type(err).__name__}: {err} (set T2V_DEBUG=1 for details)", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Writing and reading video files with imageio (ffmpeg from imageio-ffmpeg for mp4/webm, Pillow for gif).
+
+Files are written under a temporary name beside the target and renamed only when complete, so a
+failed or interrupted write never leaves a half-written video under the name the user asked for.
+"""
+
+import os
+from pathlib import Path
+
+import imageio.v2 as imageio
+import numpy as np
+
+CODECS = {".mp4": "libx264", ".webm": "libvpx-vp9", ".gif": None}
+
+
+def check_output_path(path: str | os.PathLike) -> Path:
+    """Return `path` as a Path if a video can be written there, else raise ValueError in one sentence."""
+    path = Path(path)
+    if path.suffix.lower() not in CODECS:
+        kinds = ", ".join(CODECS)
+        raise ValueError(f"Cannot write {path.name!r}: the file name must end in one of {kinds}.")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give a file name such as {path / 'video.mp4'}.")
+    if not path.parent.is_dir():
+        raise ValueError(f"Cannot write {path}: the folder {path.parent} does not exist.")
+    return path
+
+
+class VideoWriter:
+    """Append frames (uint8, (N, H, W, 3)) to a video file; the file appears under its name on a clean close.
+
+    Use as a context manager: leaving the block by an exception removes the partial file.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float):
+        self.path = check_output_path(path)
+        self.partial = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+        suffix = self.path.suffix.lower()
+        if suffix == ".gif":
+            self._writer = imageio.get_writer(self.partial, mode="I", duration=1000.0 / fps, loop=0)
+        else:
+            self._writer = imageio.get_writer(
+                self.partial,
+                format="FFMPEG",
+                mode="I",
+                fps=fps,
+                codec=CODECS[suffix],
+                quality=8,
+                macro_block_size=1,
+                ffmpeg_log_level="error",
+            )
+        self.frames_written = 0
+
+    def append(self, frames: np.ndarray) -> None:
+        frames = np.asarray(frames)
+        if frames.ndim == 3:
+            frames = frames[None]
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"Frames must be uint8 shaped (N, H, W, 3), got {frames.dtype} {frames.shape}.")
+        for frame in frames:
+            self._writer.append_data(frame)
+        self.frames_written += len(frames)
+
+    def close(self) -> Path:
+        self._writer.close()
+        os.replace(self.partial, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        try:
+            self._writer.close()
+        finally:
+            self.partial.unlink(missing_ok=True)
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def to_uint8(frames: np.ndarray) -> np.ndarray:
+    """Float frames in [0, 1] -> uint8."""
+    return (np.clip(frames, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+
+
+def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float) -> Path:
+    """Write frames (N, H, W, 3), uint8 or floats in [0, 1], to `path`; returns the path."""
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8:
+        frames = to_uint8(frames)
+    with VideoWriter(path, fps) as writer:
+        writer.append(frames)
+    return writer.path
+
+
+def read_video(path: str | os.PathLike) -> tuple[np.ndarray, float]:
+    """Read a video file -> (frames uint8 (N, H, W, 3), fps)."""
+    reader = imageio.get_reader(path)
+    try:
+        meta = reader.get_meta_data()
+        frames = np.stack([np.asarray(frame)[..., :3] for frame in reader])
+    finally:
+        reader.close()
+    fps = meta.get("fps") or 1000.0 / meta["duration"]
+    return frames, float(fps)
