@@ -1,0 +1,136 @@
+"""The command line as a user runs it: a subprocess, files read back, one-line errors, no leftovers."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from t2v import default_model_path
+from t2v.cli import default_output_name
+from t2v.video_io import read_video
+
+FAST = ["--steps", "2", "--planner-steps", "2"]
+
+
+def run_cli(*args, cwd):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("T2V_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "t2v.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_generate_writes_the_mp4_asked_for(tmp_path):
+    """The README's first command: 4 s at the default 8 fps, 64x64."""
+    result = run_cli("generate", "a red circle bounces left and right", "--seconds", "4", "-o", "a.mp4", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "wrote a.mp4" in result.stdout
+    frames, fps = read_video(tmp_path / "a.mp4")
+    assert frames.shape == (32, 64, 64, 3)
+    assert fps == 8
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]  # no temporary file left
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "t2v"
+    if not script.exists():
+        script = shutil.which("t2v")
+    assert script, "the t2v console script is not installed"
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "generate" in result.stdout and "info" in result.stdout
+
+
+@pytest.mark.parametrize("name,frames,fps", [("clip.webm", 10, 8), ("clip.gif", 6, 5)])
+def test_other_containers_frames_and_fps(tmp_path, name, frames, fps):
+    result = run_cli("generate", "a blue square stays still", "--frames", str(frames), "--fps", str(fps), "-o", name, *FAST, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    read, read_fps = read_video(tmp_path / name)
+    assert read.shape == (frames, 64, 64, 3)
+    assert read_fps == pytest.approx(fps, rel=0.05)  # gif stores delays in 1/100 s
+
+
+def test_default_output_name_and_size(tmp_path):
+    result = run_cli("generate", "A Blue square, stays still!", "--frames", "3", "--height", "32", "--width", "48", *FAST, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "a-blue-square-stays-still.mp4"
+    assert out.exists()
+    frames, _ = read_video(out)
+    assert frames.shape == (3, 32, 48, 3)
+    assert default_output_name("...") == "video.mp4"
+
+
+def test_same_seed_same_file(tmp_path):
+    for name in ("x.mp4", "y.mp4"):
+        assert run_cli("generate", "a red circle", "--frames", "5", "--seed", "7", "-o", name, *FAST, cwd=tmp_path).returncode == 0
+    assert (tmp_path / "x.mp4").read_bytes() == (tmp_path / "y.mp4").read_bytes()
+
+
+def test_info_describes_the_default_model(tmp_path):
+    result = run_cli("info", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "random" in out  # says plainly that the weights are untrained
+    for name in ("text_encoder", "video_tokenizer", "token_codec", "planner", "transformer", "vae", "scheduler"):
+        assert name in out
+    assert "64x64 at 8 fps" in out and "17 frames" in out
+
+
+def _broken_models(root: Path) -> dict[str, Path]:
+    models = {}
+    for kind in ("no_index", "truncated", "mismatch"):
+        models[kind] = shutil.copytree(default_model_path(), root / kind)
+    (models["no_index"] / "model_index.json").unlink()
+    weights = models["truncated"] / "transformer" / "diffusion_pytorch_model.safetensors"
+    os.truncate(weights, weights.stat().st_size - 1000)
+    config_file = models["mismatch"] / "transformer" / "config.json"
+    config = json.loads(config_file.read_text())
+    config["num_attention_heads"] = 2
+    config_file.write_text(json.dumps(config))
+    return models
+
+
+BAD_ARGS = {
+    "empty prompt": ["generate", ""],
+    "blank prompt": ["generate", "   "],
+    "seconds zero": ["generate", "a red circle", "--seconds", "0"],
+    "seconds negative": ["generate", "a red circle", "--seconds", "-2"],
+    "seconds nan": ["generate", "a red circle", "--seconds", "nan"],
+    "seconds inf": ["generate", "a red circle", "--seconds", "inf"],
+    "seconds text": ["generate", "a red circle", "--seconds", "ten"],
+    "frames zero": ["generate", "a red circle", "--frames", "0"],
+    "frames fraction": ["generate", "a red circle", "--frames", "2.5"],
+    "fps zero": ["generate", "a red circle", "--fps", "0"],
+    "fps nan": ["generate", "a red circle", "--fps", "nan"],
+    "steps zero": ["generate", "a red circle", "--steps", "0"],
+    "steps text": ["generate", "a red circle", "--steps", "many"],
+    "seconds and frames": ["generate", "a red circle", "--seconds", "1", "--frames", "8"],
+    "bad extension": ["generate", "a red circle", "-o", "out.avi"],
+    "missing folder": ["generate", "a red circle", "-o", "nowhere/out.mp4"],
+    "height not a multiple": ["generate", "a red circle", "--height", "60"],
+    "width negative": ["generate", "a red circle", "--width", "-64"],
+    "missing model": ["generate", "a red circle", "--model", "no-such-model-dir"],
+    "model without index": ["generate", "a red circle", "--model", "{no_index}"],
+    "truncated weights": ["generate", "a red circle", "--model", "{truncated}"],
+    "config does not match weights": ["info", "--model", "{mismatch}"],
+}
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory):
+    return _broken_models(tmp_path_factory.mktemp("models"))
+
+
+@pytest.mark.parametrize("case", list(BAD_ARGS))
+def test_bad_input_one_line_nonzero_no_file(tmp_path, broken, case):
+    args = [a.format(**broken) for a in BAD_ARGS[case]]
+    if args[0] == "generate" and "-o" not in args:
+        args += ["-o", "out.mp4"]
+    result = run_cli(*args, *FAST, cwd=tmp_path) if args[0] == "generate" else run_cli(*args, cwd=tmp_path)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("t2v: error: ")
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written, not even a partial file

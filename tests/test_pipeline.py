@@ -1,0 +1,174 @@
+"""T2VPipeline end to end on the packaged default model: outputs, determinism, save/load, bad input."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from t2v import T2VPipeline, default_model_path
+
+PROMPT = "a red circle bounces left and right"
+
+
+def seeded(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("output_type", ["np", "pt", "pil", "latent"])
+def test_each_output_type(pipe, fast, output_type):
+    out = pipe(PROMPT, num_frames=20, output_type=output_type, generator=seeded(), **fast)
+    assert out.tokens.shape == (1, 2, 8, 32)  # 20 frames need two 17-frame clips
+    if output_type == "np":
+        assert out.frames.shape == (1, 20, 64, 64, 3) and out.frames.dtype == np.float32
+        assert 0.0 <= out.frames.min() and out.frames.max() <= 1.0
+    elif output_type == "pt":
+        assert out.frames.shape == (1, 20, 3, 64, 64)
+    elif output_type == "pil":
+        assert len(out.frames) == 1 and len(out.frames[0]) == 20
+        assert isinstance(out.frames[0][0], PIL.Image.Image) and out.frames[0][0].size == (64, 64)
+    else:
+        assert out.frames.shape == (1, 8, 10, 8, 8)  # two clips of 5 latent frames
+
+
+def test_seconds_fps_and_size(pipe, fast):
+    out = pipe(PROMPT, seconds=2.5, fps=6, height=48, width=80, generator=seeded(), **fast)
+    assert out.frames.shape == (1, 15, 48, 80, 3)
+    default = pipe(PROMPT, generator=seeded(), **fast)
+    assert default.frames.shape == (1, 17, 64, 64, 3)  # one clip at the model's size
+
+
+def test_batch_of_prompts(pipe, fast):
+    out = pipe([PROMPT, "a blue square stays still"], num_frames=5, generator=seeded(), **fast)
+    assert out.frames.shape == (2, 5, 64, 64, 3)
+    assert not np.allclose(out.frames[0], out.frames[1])
+
+
+def test_same_seed_same_video_bit_for_bit(pipe, fast):
+    a = pipe(PROMPT, num_frames=9, generator=seeded(3), **fast)
+    b = pipe(PROMPT, num_frames=9, generator=seeded(3), **fast)
+    c = pipe(PROMPT, num_frames=9, generator=seeded(4), **fast)
+    assert np.array_equal(a.frames, b.frames) and torch.equal(a.tokens, b.tokens)
+    assert not np.array_equal(a.frames, c.frames)
+
+
+def test_prompt_changes_the_plan(pipe, fast):
+    a = pipe(PROMPT, num_frames=5, generator=seeded(), **fast)
+    b = pipe("a yellow triangle moves in a circle", num_frames=5, generator=seeded(), **fast)
+    assert not torch.allclose(a.tokens, b.tokens)
+
+
+def test_given_latents_are_used(pipe, fast):
+    latents = torch.randn(1, 8, 5, 8, 8, generator=seeded(9))
+    a = pipe(PROMPT, num_frames=17, latents=latents, generator=seeded(1), output_type="latent", **fast)
+    b = pipe(PROMPT, num_frames=17, latents=latents.clone(), generator=seeded(1), output_type="latent", **fast)
+    assert torch.equal(a.frames, b.frames)
+    with pytest.raises(ValueError, match="latents must have shape"):
+        pipe(PROMPT, num_frames=17, latents=torch.randn(1, 8, 4, 8, 8), **fast)
+
+
+def test_callback_on_step_end_sees_every_step(pipe, fast):
+    seen = []
+
+    def callback(p, step, timestep, kwargs):
+        seen.append((step, float(timestep), tuple(kwargs["latents"].shape)))
+        return {"latents": kwargs["latents"]}
+
+    pipe(PROMPT, num_frames=20, callback_on_step_end=callback, generator=seeded(), **fast)
+    assert [s for s, _, _ in seen] == [0, 1, 2, 3]  # two clips of two steps
+    assert seen[0][1] > seen[1][1]  # timesteps fall within a clip
+    assert all(shape == (1, 8, 5, 8, 8) for _, _, shape in seen)
+
+
+def test_save_load_gives_the_same_video(pipe, fast, tmp_path):
+    pipe.save_pretrained(tmp_path / "model")
+    index = json.loads((tmp_path / "model" / "model_index.json").read_text())
+    assert index["_class_name"] == "T2VPipeline" and index["fps"] == 8 and index["clip_frames"] == 17
+    assert not list((tmp_path / "model").rglob("*.bin"))  # safetensors only
+    loaded = T2VPipeline.from_pretrained(tmp_path / "model")
+    loaded.set_progress_bar_config(disable=True)
+    a = pipe(PROMPT, num_frames=9, generator=seeded(), **fast).frames
+    b = loaded(PROMPT, num_frames=9, generator=seeded(), **fast).frames
+    assert np.array_equal(a, b)
+
+
+def test_default_model_says_it_is_untrained(pipe):
+    assert "random" in pipe.config.trained_on
+
+
+BAD_CALLS = [
+    (dict(prompt=""), "prompt is empty"),
+    (dict(prompt="   \n"), "prompt is empty"),
+    (dict(prompt=None), "prompt must be"),
+    (dict(seconds=0), "seconds must be"),
+    (dict(seconds=-1.0), "seconds must be"),
+    (dict(seconds=float("nan")), "seconds must be"),
+    (dict(seconds=float("inf")), "seconds must be"),
+    (dict(seconds="two"), "seconds must be"),
+    (dict(num_frames=0), "num_frames must be"),
+    (dict(num_frames=2.5), "num_frames must be"),
+    (dict(num_frames=4, seconds=1.0), "either num_frames or seconds"),
+    (dict(fps=0), "fps must be"),
+    (dict(fps=float("nan")), "fps must be"),
+    (dict(num_inference_steps=0), "num_inference_steps must be"),
+    (dict(planner_steps=-3), "planner_steps must be"),
+    (dict(height=60), "height must be a positive multiple of 16"),
+    (dict(width=0), "width must be a positive multiple of 16"),
+    (dict(height=64.0), "height must be a positive multiple of 16"),
+    (dict(guidance_scale=float("inf")), "guidance_scale must be"),
+    (dict(output_type="mp4"), "output_type must be one of"),
+]
+
+
+@pytest.mark.parametrize("kwargs,message", BAD_CALLS)
+def test_bad_input_fails_in_one_sentence(pipe, kwargs, message):
+    kwargs = {"prompt": PROMPT, **kwargs}
+    with pytest.raises(ValueError, match=message) as info:
+        pipe(**kwargs)
+    assert "\n" not in str(info.value)
+
+
+def _copy_model(tmp_path):
+    return shutil.copytree(default_model_path(), tmp_path / "model")
+
+
+def test_load_errors_are_one_sentence(tmp_path):
+    with pytest.raises(ValueError, match="No model folder"):
+        T2VPipeline.from_pretrained(tmp_path / "missing")
+    with pytest.raises(ValueError, match="no model_index.json"):
+        T2VPipeline.from_pretrained(tmp_path)
+
+    model = _copy_model(tmp_path)
+    (model / "model_index.json").write_text("{ not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        T2VPipeline.from_pretrained(model)
+
+
+def test_truncated_weights_fail_clearly(tmp_path):
+    model = _copy_model(tmp_path)
+    weights = model / "vae" / "diffusion_pytorch_model.safetensors"
+    os.truncate(weights, weights.stat().st_size // 2)
+    with pytest.raises(ValueError, match="Could not load the model") as info:
+        T2VPipeline.from_pretrained(model)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("key,value,message", [("ffn_dim", 128, "expected shape"), ("num_layers", 5, "does not match its weights")])
+def test_config_that_does_not_match_weights_fails_clearly(tmp_path, key, value, message):
+    model = _copy_model(tmp_path)
+    config_file = model / "transformer" / "config.json"
+    config = json.loads(config_file.read_text())
+    config[key] = value
+    config_file.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=message):
+        T2VPipeline.from_pretrained(model)
+
+
+def test_missing_component_folder_fails_clearly(tmp_path):
+    model = _copy_model(tmp_path)
+    shutil.rmtree(model / "planner")
+    with pytest.raises(ValueError, match="planner"):
+        T2VPipeline.from_pretrained(model)
