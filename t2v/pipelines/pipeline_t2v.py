@@ -41,6 +41,14 @@ EXAMPLE_DOC_STRING = """
 OUTPUT_TYPES = ("np", "pt", "pil", "latent")
 
 
+def _first_sentence(err: Exception) -> str:
+    """The first sentence of an exception's message, on one line."""
+    text = " ".join(str(err).split()).split(". ")[0].rstrip(".")
+    if text.count("(") > text.count(")"):  # cut an aside that the first sentence leaves open
+        text = text[: text.rfind(" (")]
+    return (text or type(err).__name__) + "."
+
+
 class T2VPipeline(DiffusionPipeline):
     r"""
     Text-to-video in two stages: a token planner for the whole video, then a DiT per clip.
@@ -116,9 +124,12 @@ class T2VPipeline(DiffusionPipeline):
         the caller named it).
         """
         path = os.fspath(pretrained_model_name_or_path)
-        looks_local = os.path.isabs(path) or path.startswith(".") or os.path.exists(path) or path.count("/") != 1
-        if not looks_local:
-            return super().from_pretrained(path, **kwargs)
+        hub_id = not (os.path.isabs(path) or path.startswith(".") or os.path.exists(path)) and path.count("/") == 1
+        if hub_id:
+            try:
+                return super().from_pretrained(path, **kwargs)
+            except Exception as err:
+                raise ValueError(f"No model folder at {path}, and it could not be loaded as a hub id: {_first_sentence(err)}") from err
         if not os.path.isdir(path):
             raise ValueError(f"No model folder at {path}.")
         index_file = os.path.join(path, "model_index.json")
@@ -137,8 +148,7 @@ class T2VPipeline(DiffusionPipeline):
         try:
             pipe = super().from_pretrained(path, **kwargs)
         except Exception as err:  # diffusers, transformers and safetensors each raise their own kinds
-            reason = " ".join(str(err).split()).split(". ")[0].rstrip(".") or type(err).__name__
-            raise ValueError(f"Could not load the model in {path}: {reason}.") from err
+            raise ValueError(f"Could not load the model in {path}: {_first_sentence(err)}") from err
         for name, component in pipe.components.items():
             if isinstance(component, torch.nn.Module):
                 empty = [n for n, t in (*component.named_parameters(), *component.named_buffers()) if t.is_meta]
