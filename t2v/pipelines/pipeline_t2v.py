@@ -15,6 +15,7 @@ from typing import Any, Callable
 import torch
 from diffusers import AutoencoderKLWan, DiffusionPipeline, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+from diffusers.loaders import WanLoraLoaderMixin
 from diffusers.utils import replace_example_docstring
 from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
@@ -49,9 +50,12 @@ def _first_sentence(err: Exception) -> str:
     return (text or type(err).__name__) + "."
 
 
-class T2VPipeline(DiffusionPipeline):
+class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
     r"""
     Text-to-video in two stages: a token planner for the whole video, then a DiT per clip.
+
+    LoRA adapters of the denoiser (diffusers/peft format, as `training/train_to2v.py --train_mode lora`
+    writes them) load with `pipe.load_lora_weights(folder)`.
 
     Args:
         tokenizer ([`~transformers.PreTrainedTokenizerBase`]): tokenizer of the text encoder.

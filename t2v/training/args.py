@@ -1,0 +1,75 @@
+"""Command-line and YAML configuration shared by the training scripts (diffusers' argument names).
+
+A recipe is a YAML file whose keys are the scripts' option names (`learning_rate: 1e-4`); it sets
+the defaults and the command line overrides them. An unknown key is an error, not a silent no-op.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line and exit 2, as the t2v command does
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def training_parser(description: str) -> argparse.ArgumentParser:
+    """A parser with the options every t2v training script takes."""
+    p = _Parser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config", help="a YAML recipe whose keys are these options; the command line overrides it")
+    p.add_argument("--data_dir", help="a video folder with metadata.jsonl (or metadata.csv)")
+    p.add_argument("--model", help="the t2v model folder to start from (default: the packaged model)")
+    p.add_argument("--output_dir", required=True, help="checkpoints, metrics.jsonl, validation videos and the exported model/")
+    p.add_argument("--max_train_steps", type=int, default=1000)
+    p.add_argument("--learning_rate", type=float, default=1e-4)
+    p.add_argument("--lr_scheduler", default="constant_with_warmup", help="a diffusers.optimization scheduler name")
+    p.add_argument("--lr_warmup_steps", type=int, default=0)
+    p.add_argument("--adam_weight_decay", type=float, default=0.0)
+    p.add_argument("--max_grad_norm", type=float, default=1.0)
+    p.add_argument("--train_batch_size", type=int, default=4, help="per process")
+    p.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    p.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], default="no")
+    p.add_argument("--gradient_checkpointing", action="store_true")
+    p.add_argument("--use_ema", action="store_true", help="keep an EMA of the trained weights (diffusers EMAModel) and export it")
+    p.add_argument("--ema_decay", type=float, default=0.999)
+    p.add_argument("--checkpointing_steps", type=int, default=500)
+    p.add_argument("--checkpoints_total_limit", type=int, default=None)
+    p.add_argument("--resume_from_checkpoint", help="'latest' or a checkpoint folder")
+    p.add_argument("--validation_steps", type=int, default=0, help="write a validation video every N steps (0: only at the end)")
+    p.add_argument("--validation_prompt", default="a red circle bounces left and right")
+    p.add_argument("--report_to", choices=["none", "tensorboard"], default="none")
+    p.add_argument("--dataloader_num_workers", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fps", type=float, default=None, help="frame rate the videos are resampled to (default: the model's)")
+    return p
+
+
+def parse_training_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse `argv`, taking defaults from the YAML file named by --config."""
+    first, _ = parser.parse_known_args(argv)
+    if first.config:
+        import yaml
+
+        path = Path(first.config)
+        if not path.is_file():
+            parser.error(f"the config file {path} does not exist")
+        recipe = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(recipe, dict):
+            parser.error(f"{path} must be a mapping of option names to values")
+        known = {a.dest for a in parser._actions}
+        unknown = sorted(set(recipe) - known)
+        if unknown:
+            parser.error(f"{path} has unknown option(s): {', '.join(unknown)}")
+        for action in parser._actions:  # a recipe may supply what the command line would require
+            if action.dest in recipe:
+                action.required = False
+        parser.set_defaults(**recipe)
+    args = parser.parse_args(argv)
+    for name in ("max_train_steps", "train_batch_size", "gradient_accumulation_steps", "checkpointing_steps"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name} must be greater than 0, got {getattr(args, name)}")
+    if not args.learning_rate > 0:
+        parser.error(f"--learning_rate must be greater than 0, got {args.learning_rate}")
+    return args

@@ -1,0 +1,51 @@
+"""Stage 3: fit the token codec (PCA + normalisation) on the video tokenizer's tokens over the data.
+
+No gradient steps: the VAE and the tokenizer encode every clip of the data set once (clips drawn
+from each video with a fixed seed), and `TokenCodec.fit` computes the projection the planner will
+work in.
+"""
+
+import argparse
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+
+from .common import encode_latents, export_pipeline, load_base, video_dataset
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Fit the token codec (PCA + normalisation) on a video folder.")
+    parser.add_argument("--data_dir", required=True)
+    parser.add_argument("--model", required=True, help="a t2v model folder whose tokenizer is trained")
+    parser.add_argument("--output_dir", required=True, help="the fitted model is written to OUTPUT_DIR/model")
+    parser.add_argument("--clips_per_video", type=int, default=4)
+    parser.add_argument("--max_videos", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fps", type=float, default=None)
+    args = parser.parse_args(argv)
+
+    accelerator = Accelerator()
+    pipe = load_base(args.model).to(accelerator.device)
+    dataset = video_dataset(args, pipe, num_frames=pipe.config.clip_frames)
+    count = min(len(dataset), args.max_videos or len(dataset))
+    tokens = []
+    with torch.no_grad():
+        for i in tqdm(range(count), desc="codec", disable=not accelerator.is_main_process):
+            for k in range(args.clips_per_video):
+                video = dataset.get(i, seed=args.seed * 7919 + i * 101 + k)["video"][None].to(accelerator.device)
+                latents = encode_latents(pipe.vae, video)
+                tokens.append(pipe.video_tokenizer(latents.to(pipe.video_tokenizer.dtype)).float().cpu())
+    tokens = torch.cat(tokens).flatten(0, 1)
+    pipe.token_codec.fit(tokens)
+    codes = pipe.token_codec.encode(tokens)
+    explained = ((pipe.token_codec.decode(codes) - pipe.token_codec.mean) ** 2).sum() / ((tokens - pipe.token_codec.mean) ** 2).sum()
+    line = f"{pipe.config.trained_on}; codec fitted on {len(tokens)} tokens"
+    out = export_pipeline(pipe, Path(args.output_dir) / "model", line)
+    print(f"fitted the codec on {len(tokens)} tokens ({float(explained):.1%} of their variance kept); wrote {out}")
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Pieces every training stage uses: the base model, the data, latents, the flow-matching loss, export."""
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import FlowMatchEulerDiscreteScheduler
+from diffusers.training_utils import compute_density_for_timestep_sampling
+
+from .. import T2VPipeline, default_model_path
+from ..video_io import write_video
+
+
+def load_base(model: str | None) -> T2VPipeline:
+    """The pipeline a stage starts from (the packaged model by default), quiet and on the CPU."""
+    from diffusers.utils import logging as dlogging
+    from transformers.utils import logging as tlogging
+
+    dlogging.disable_progress_bar()
+    tlogging.disable_progress_bar()
+    pipe = T2VPipeline.from_pretrained(model or default_model_path())
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def video_dataset(args, pipe: T2VPipeline, **mode):
+    """The stage's VideoFolderDataset at the model's size and frame rate; `mode` picks clips or long samples."""
+    from ..data.video_folder import VideoFolderDataset
+
+    if not args.data_dir:
+        raise ValueError("--data_dir is required: a folder of videos with metadata.jsonl or metadata.csv.")
+    return VideoFolderDataset(
+        args.data_dir,
+        fps=args.fps or pipe.config.fps,
+        height=pipe.config.height,
+        width=pipe.config.width,
+        seed=args.seed,
+        **mode,
+    )
+
+
+def freeze(*modules: torch.nn.Module) -> None:
+    for module in modules:
+        module.requires_grad_(False).eval()
+
+
+def encode_latents(vae, video: torch.Tensor) -> torch.Tensor:
+    """Video (B, 3, F, H, W) in [-1, 1] -> normalised latents (the posterior's mode, Wan's statistics)."""
+    raw = vae.encode(video.to(vae.dtype)).latent_dist.mode()
+    mean = torch.tensor(vae.config.latents_mean, device=raw.device, dtype=raw.dtype).view(1, -1, 1, 1, 1)
+    std = torch.tensor(vae.config.latents_std, device=raw.device, dtype=raw.dtype).view(1, -1, 1, 1, 1)
+    return (raw - mean) / std
+
+
+def training_scheduler(pipe: T2VPipeline) -> FlowMatchEulerDiscreteScheduler:
+    """A fresh copy of the pipeline's schedule: all num_train_timesteps sigmas, shifted as at inference."""
+    return FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config)
+
+
+def flow_matching_loss(predict, x0: torch.Tensor, scheduler, generator: torch.Generator, mask: torch.Tensor | None = None):
+    """Rectified-flow loss: x_σ = (1−σ)·x0 + σ·ε, target ε − x0; σ drawn logit-normally (SD3, Wan).
+
+    `predict(x_σ, timesteps)` returns the velocity; `mask`, broadcastable to x0, selects what counts.
+    """
+    batch = x0.shape[0]
+    u = compute_density_for_timestep_sampling("logit_normal", batch, logit_mean=0.0, logit_std=1.0, device=x0.device, generator=generator)
+    index = (u * scheduler.config.num_train_timesteps).long().clamp(max=len(scheduler.timesteps) - 1).cpu()
+    timesteps = scheduler.timesteps[index].to(x0.device)
+    sigma = scheduler.sigmas[index].to(device=x0.device, dtype=x0.dtype).view(-1, *[1] * (x0.ndim - 1))
+    noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    noisy = (1.0 - sigma) * x0 + sigma * noise
+    error = (predict(noisy, timesteps).float() - (noise - x0).float()) ** 2
+    if mask is None:
+        return error.mean()
+    mask = mask.to(error.dtype).expand_as(error)
+    return (error * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def export_pipeline(pipe: T2VPipeline, output_dir: Path, trained_on: str) -> Path:
+    """Save the whole pipeline (with the stage's trained components) into output_dir, atomically."""
+    output_dir = Path(output_dir)
+    partial = output_dir.with_name(output_dir.name + ".tmp")
+    shutil.rmtree(partial, ignore_errors=True)
+    pipe.register_to_config(trained_on=trained_on)
+    pipe.save_pretrained(partial)
+    if output_dir.exists():
+        shutil.rmtree(output_dir)
+    os.replace(partial, output_dir)
+    return output_dir
+
+
+def trained_on(args, stage: str, previous: str) -> str:
+    """One line for `t2v info`: what this stage trained on, after what the base model had."""
+    data = Path(args.data_dir).name if args.data_dir else "?"
+    line = f"{stage} on {data} ({args.max_train_steps} steps, seed {args.seed})"
+    if previous and "random" not in previous and previous != "unknown":
+        return f"{previous}; {line}"
+    return line
+
+
+def write_validation(pipe: T2VPipeline, prompt: str, path: Path, fps: float) -> Path:
+    """Generate a one-clip validation video with the weights as they are now."""
+    frames = pipe(prompt, num_frames=pipe.config.clip_frames, num_inference_steps=10, planner_steps=10,
+                  generator=torch.Generator().manual_seed(0)).frames[0]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_video(np.asarray(frames), path.with_suffix(".mp4"), fps)

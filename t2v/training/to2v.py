@@ -1,0 +1,113 @@
+"""Stage 2: the video tokenizer and the To2V denoiser, trained together through the flow-matching loss.
+
+The TokensGen recipe: the tokenizer condenses a clip's latents into K tokens and the denoiser learns
+to rebuild the clip from its text and those tokens, so the tokenizer is trained by the diffusion
+loss alone and the denoiser becomes its de-tokenizer. Text and tokens are each dropped now and then
+(empty prompt / zero tokens) so that classifier-free guidance works at inference.
+
+`--train_mode` picks what of the denoiser learns: `full`; `lora` (peft adapters on the attention
+projections, as for a large pretrained base); `tokens_only` (the base frozen, only the image branch
+that reads the tokens — TokensGen's recipe with a frozen base). The image branch and the tokenizer
+always train. `--train_text_encoder` trains the text encoder too (for worlds trained from scratch).
+"""
+
+import torch
+from torch import nn
+
+from .args import parse_training_args, training_parser
+from .common import (
+    encode_latents,
+    export_pipeline,
+    flow_matching_loss,
+    freeze,
+    load_base,
+    trained_on,
+    training_scheduler,
+    video_dataset,
+    write_validation,
+)
+from .loop import Stage, train
+
+IMAGE_BRANCH = ("add_k_proj", "add_v_proj", "norm_added_k", "condition_embedder.image_embedder")
+LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
+
+
+class To2VTraining(nn.Module):
+    def __init__(self, pipe, text_dropout: float, token_dropout: float):
+        super().__init__()
+        self.vae, self.text_encoder = pipe.vae, pipe.text_encoder
+        self.video_tokenizer, self.transformer = pipe.video_tokenizer, pipe.transformer
+        self.pipe = pipe  # not a module: used for its prompt encoding
+        self.scheduler = training_scheduler(pipe)
+        self.text_dropout, self.token_dropout = text_dropout, token_dropout
+
+    def forward(self, batch, generator):
+        with torch.no_grad():
+            latents = encode_latents(self.vae, batch["video"])
+        batch_size = latents.shape[0]
+        drop = torch.rand(2, batch_size, generator=generator, device=latents.device)
+        captions = ["" if d < self.text_dropout else text for d, text in zip(drop[0].tolist(), batch["text"])]
+        text, _ = self.pipe.encode_prompt(captions, do_classifier_free_guidance=False, device=latents.device, dtype=self.transformer.dtype)
+        tokens = self.video_tokenizer(latents.to(self.video_tokenizer.dtype))
+        tokens = tokens * (drop[1] >= self.token_dropout).to(tokens.dtype).view(-1, 1, 1)
+
+        def predict(noisy, timesteps):
+            return self.transformer(noisy, timesteps, text, encoder_hidden_states_image=tokens, return_dict=False)[0]
+
+        return flow_matching_loss(predict, latents.to(self.transformer.dtype), self.scheduler, generator)
+
+
+def set_trainable(pipe, mode: str, rank: int, train_text_encoder: bool) -> None:
+    freeze(pipe.vae, pipe.planner)
+    pipe.text_encoder.requires_grad_(train_text_encoder)
+    pipe.video_tokenizer.requires_grad_(True)
+    transformer = pipe.transformer
+    if mode == "full":
+        transformer.requires_grad_(True)
+        return
+    transformer.requires_grad_(False)
+    if mode == "lora":
+        from peft import LoraConfig
+
+        transformer.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=LORA_TARGETS))
+    for name, param in transformer.named_parameters():
+        if any(part in name for part in IMAGE_BRANCH):
+            param.requires_grad_(True)
+
+
+def main(argv=None):
+    parser = training_parser("Train the video tokenizer and the To2V denoiser together on a video folder.")
+    parser.add_argument("--train_mode", choices=["full", "lora", "tokens_only"], default="full")
+    parser.add_argument("--lora_rank", type=int, default=16)
+    parser.add_argument("--train_text_encoder", action="store_true", help="train the text encoder too (worlds trained from scratch)")
+    parser.add_argument("--text_dropout", type=float, default=0.1)
+    parser.add_argument("--token_dropout", type=float, default=0.1)
+    args = parse_training_args(parser, argv)
+
+    pipe = load_base(args.model)
+    set_trainable(pipe, args.train_mode, args.lora_rank, args.train_text_encoder)
+    if args.gradient_checkpointing:
+        pipe.transformer.enable_gradient_checkpointing()
+    dataset = video_dataset(args, pipe, num_frames=pipe.config.clip_frames)
+    previous = pipe.config.trained_on
+
+    def export(model, output_dir):
+        if args.train_mode == "lora":
+            from peft.utils import get_peft_model_state_dict
+
+            lora = get_peft_model_state_dict(model.transformer)
+            type(pipe).save_lora_weights(output_dir.parent / "lora", transformer_lora_layers=lora)
+            model.transformer.delete_adapters("default")  # the exported base stays plain; the adapter is loaded on top
+        export_pipeline(pipe, output_dir, trained_on(args, f"tokenizer + To2V ({args.train_mode})", previous))
+        if args.train_mode == "lora":
+            pipe.load_lora_weights(output_dir.parent / "lora")
+
+    def validate(model, path):
+        write_validation(pipe, args.validation_prompt, path, pipe.config.fps)
+
+    model = To2VTraining(pipe, args.text_dropout, args.token_dropout)
+    return train(Stage("to2v", model, dataset, export, validate), args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Stage 1: train the 3D causal VAE (AutoencoderKLWan) from scratch, or fine-tune it.
+
+Loss: L1 + MSE reconstruction of the clip plus a small KL term towards N(0, I). No perceptual term:
+no perceptual model ships offline with t2v. At export the per-channel mean and std of the latents
+over the data are written into the VAE's config (`latents_mean`, `latents_std`), as Wan's VAE has
+them, so that the denoiser sees unit-variance latents.
+"""
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..video_io import write_video
+from .args import parse_training_args, training_parser
+from .common import export_pipeline, load_base, trained_on, video_dataset
+from .loop import Stage, train
+
+
+class VAETraining(nn.Module):
+    def __init__(self, vae, kl_weight: float):
+        super().__init__()
+        self.vae, self.kl_weight = vae, kl_weight
+
+    def forward(self, batch, generator):
+        video = batch["video"].to(self.vae.dtype)
+        posterior = self.vae.encode(video).latent_dist
+        recon = self.vae.decode(posterior.sample(generator)).sample
+        kl = 0.5 * (posterior.mean**2 + posterior.var - 1.0 - posterior.logvar).mean()
+        return (recon - video).abs().mean() + ((recon - video) ** 2).mean() + self.kl_weight * kl
+
+
+@torch.no_grad()
+def latent_statistics(vae, dataset, count: int = 64) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of the posterior means over up to `count` clips of the data."""
+    latents = []
+    for i in range(min(count, len(dataset))):
+        video = dataset.get(i, seed=i)["video"][None].to(vae.device, vae.dtype)
+        latents.append(vae.encode(video).latent_dist.mode().transpose(0, 1).flatten(1))
+    z = torch.cat(latents, dim=1).float()
+    return z.mean(1).tolist(), z.std(1).clamp_min(1e-4).tolist()
+
+
+def main(argv=None):
+    parser = training_parser("Train the t2v VAE (AutoencoderKLWan) on a video folder.")
+    parser.add_argument("--from_scratch", action="store_true", help="re-initialise the VAE from its config")
+    parser.add_argument("--kl_weight", type=float, default=1e-6)
+    args = parse_training_args(parser, argv)
+
+    pipe = load_base(args.model)
+    if args.from_scratch:
+        torch.manual_seed(args.seed)
+        pipe.vae = type(pipe.vae).from_config(pipe.vae.config)
+    dataset = video_dataset(args, pipe, num_frames=pipe.config.clip_frames)
+    previous = pipe.config.trained_on
+
+    def export(model, output_dir):
+        mean, std = latent_statistics(model.vae, dataset)
+        model.vae.register_to_config(latents_mean=mean, latents_std=std)
+        pipe.vae = model.vae
+        export_pipeline(pipe, output_dir, trained_on(args, "VAE", previous))
+
+    def validate(model, path):
+        video = dataset.get(0, seed=0)["video"][None].to(model.vae.device, model.vae.dtype)
+        recon = model.vae.decode(model.vae.encode(video).latent_dist.mode()).sample
+        pair = torch.cat([video, recon.clamp(-1, 1)], dim=-1)[0].permute(1, 2, 3, 0)  # original | reconstruction
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_video(((pair.float().cpu().numpy() + 1) / 2).astype(np.float32), path.with_suffix(".mp4"), pipe.config.fps)
+
+    return train(Stage("vae", VAETraining(pipe.vae, args.kl_weight), dataset, export, validate), args)
+
+
+if __name__ == "__main__":
+    main()
