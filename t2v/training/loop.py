@@ -4,7 +4,7 @@ What a diffusers user expects from a training script: gradient accumulation, mix
 (diffusers `EMAModel`), learning-rate schedules (`diffusers.optimization`), `accelerator.save_state`
 checkpoints every N steps (written under a temporary name and renamed, so a crash mid-save leaves the
 previous checkpoint intact), `--resume_from_checkpoint latest|PATH`, one JSON line per optimizer
-step in `OUTPUT_DIR/metrics.jsonl`, a progress bar and optional tensorboard logging.
+step in `OUTPUT_DIR/metrics.jsonl` (step, loss, lr, unix time), a progress bar and optional tensorboard logging.
 
 Resuming is exact: every random choice is a function of (seed, step), not of a generator's history.
 The data order of epoch e is a permutation seeded by (seed, e); a micro-step's noise comes from a
@@ -15,6 +15,7 @@ same loss at every later step as a run never interrupted.
 import json
 import math
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -147,6 +148,7 @@ def train(stage: Stage, args) -> Path:
                 raise ValueError(f"{path} is not a complete t2v checkpoint.")
             accelerator.load_state(str(path))
             global_step = json.loads((path / STATE_FILE).read_text())["step"]
+            _truncate_metrics(output_dir / "metrics.jsonl", global_step, accelerator)
             accelerator.print(f"Resumed from {path} at step {global_step}.")
 
     accum = args.gradient_accumulation_steps
@@ -192,7 +194,7 @@ def train(stage: Stage, args) -> Path:
         progress.update(1)
         progress.set_postfix(loss=f"{mean_loss:.4f}")
         if accelerator.is_main_process:
-            record = {"step": global_step, "loss": mean_loss, "lr": lr_scheduler.get_last_lr()[0]}
+            record = {"step": global_step, "loss": mean_loss, "lr": lr_scheduler.get_last_lr()[0], "time": time.time()}
             with open(metrics, "a") as f:
                 f.write(json.dumps(record) + "\n")
             if args.report_to != "none":
@@ -259,6 +261,13 @@ def _validate(accelerator, stage, model, ema, params, output_dir, step):
             stage.validate(unwrapped, output_dir / "validation" / f"step-{step}")
         unwrapped.train()
     accelerator.wait_for_everyone()
+
+
+def _truncate_metrics(path: Path, step: int, accelerator: Accelerator) -> None:
+    """Drop the lines a killed run wrote after the checkpoint it resumes from."""
+    if accelerator.is_main_process and path.exists():
+        kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        path.write_text("".join(line + "\n" for line in kept))
 
 
 def _to_device(batch, device):

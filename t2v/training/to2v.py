@@ -97,7 +97,7 @@ def main(argv=None):
 
             lora = get_peft_model_state_dict(model.transformer)
             type(pipe).save_lora_weights(output_dir.parent / "lora", transformer_lora_layers=lora)
-            model.transformer.delete_adapters("default")  # the exported base stays plain; the adapter is loaded on top
+            model.transformer.unload_lora()  # the exported base stays plain; the adapter is loaded on top
         export_pipeline(pipe, output_dir, trained_on(args, f"tokenizer + To2V ({args.train_mode})", previous))
         if args.train_mode == "lora":
             pipe.load_lora_weights(output_dir.parent / "lora")
