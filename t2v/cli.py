@@ -66,6 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--model", help="a t2v model folder (default: the model shipped with t2v)")
     gen.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run (default: auto, a GPU if there is one)")
 
+    data = sub.add_parser("data", help="make training data", description="Make training data.")
+    data_sub = data.add_subparsers(dest="data_command", metavar="KIND", parser_class=_Parser, required=True)
+    shapes = data_sub.add_parser("shapes", help="a Shapes-world video folder", description="Write Shapes-world videos and metadata.jsonl.")
+    shapes.add_argument("--out", required=True, help="the folder to write")
+    shapes.add_argument("--num", type=_checked("--num", integer=True), required=True, help="number of videos")
+    shapes.add_argument("--seconds", type=_checked("--seconds"), required=True, help="length of each video")
+    shapes.add_argument("--seed", type=int, default=0)
+    shapes.add_argument("--max-changes", type=int, default=2, help="most changes per caption (default: 2)")
+    shapes.add_argument("--include-held-out", action="store_true", help="also use the held-out color-shape pairs")
+
     info = sub.add_parser("info", help="describe a model", description="Print a model's components, sizes and training.")
     info.add_argument("--model", help="a t2v model folder (default: the model shipped with t2v)")
     return parser
@@ -134,6 +144,16 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_data(args) -> int:
+    from .data.shapes_folder import write_shapes_folder
+
+    if args.max_changes < 0:
+        raise UsageError(f"--max-changes must be 0 or more, got {args.max_changes}.")
+    out = write_shapes_folder(args.out, args.num, args.seconds, args.seed, not args.include_held_out, args.max_changes)
+    print(f"wrote {args.num} videos of {args.seconds:g} s and metadata.jsonl to {out}")
+    return 0
+
+
 def _folder_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
@@ -167,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE
-        return {"generate": cmd_generate, "info": cmd_info}[args.command](args)
+        return {"generate": cmd_generate, "info": cmd_info, "data": cmd_data}[args.command](args)
     except UsageError as err:
         print(f"t2v: error: {err}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,8 +1,12 @@
 """Vocabulary of the Shapes world (../shared/SHAPES.md), the procedural world the default model learns.
 
-This module holds the world's words, from which the default model's text tokenizer is built. The
-video generator itself arrives with the training issue.
+The world's words (the default model's text tokenizer is built from `vocabulary()`, whose order
+must not change), its caption grammar (`parse_caption`, `format_caption`, `sample_caption`), and the
+renderer: `trajectory` gives each frame's ground truth, `render_video` draws it with anti-aliased
+edges (4×4 samples per pixel). Deterministic per seed, any length.
 """
+
+import numpy as np
 
 COLORS = {
     "red": (230, 40, 40),
@@ -40,3 +44,134 @@ def vocabulary() -> list[str]:
     return list(dict.fromkeys(words))
 
 
+
+FPS = 8
+SIZE = 64
+CLIP_FRAMES = 17
+SPEED = 2.0  # pixels per frame
+ORBIT_RADIUS = 16.0
+ORBIT_FRAMES = 4 * FPS  # one turn every 4 s
+HALF_EXTENT = {"circle": (7.0, 7.0), "square": (7.0, 7.0), "triangle": (8.0, 7.0)}  # (x, y)
+
+
+def _normalize(text: str) -> str:
+    return " ".join(text.lower().split()).rstrip(". ").strip()
+
+
+def parse_caption(caption: str) -> list[dict]:
+    """Caption -> segments: [{"color", "shape", "motion"}, then {"color"} or {"motion"} per change].
+
+    Accepts what a person types: any case or spacing, a final period, either article.
+    """
+    parts = _normalize(caption).split(", then ")
+    words = parts[0].split(" ", 3)
+    if len(words) != 4 or words[0] not in ("a", "an") or words[1] not in COLORS or words[2] not in SHAPES or words[3] not in MOTIONS:
+        raise ValueError(f"{caption!r} is not a Shapes caption such as 'a red circle bounces left and right'.")
+    segments = [{"color": words[1], "shape": words[2], "motion": words[3]}]
+    for part in parts[1:]:
+        if part.startswith("it turns ") and part[9:] in COLORS:
+            segments.append({"color": part[9:]})
+        elif part.startswith("it ") and part[3:] in MOTIONS:
+            segments.append({"motion": part[3:]})
+        else:
+            raise ValueError(f"{part!r} in {caption!r} is not a change such as 'it turns yellow' or 'it stays still'.")
+    return segments
+
+
+def format_caption(segments: list[dict]) -> str:
+    """Segments -> the caption the grammar of SHAPES.md writes."""
+    first = segments[0]
+    article = "an" if first["color"] == "orange" else "a"
+    parts = [f"{article} {first['color']} {first['shape']} {first['motion']}"]
+    parts += [f"it turns {s['color']}" if "color" in s else f"it {s['motion']}" for s in segments[1:]]
+    return ", then ".join(parts)
+
+
+def sample_caption(rng: np.random.Generator, max_changes: int = 2, exclude_held_out: bool = True) -> str:
+    """A random caption with up to `max_changes` changes; held-out color-shape pairs never appear."""
+    shape = SHAPES[rng.integers(len(SHAPES))]
+    colors = [c for c in COLORS if not (exclude_held_out and (c, shape) in HELD_OUT)]
+    color, motion = colors[rng.integers(len(colors))], MOTIONS[rng.integers(len(MOTIONS))]
+    segments = [{"color": color, "shape": shape, "motion": motion}]
+    for _ in range(rng.integers(max_changes + 1)):
+        if rng.random() < 0.5:
+            options = [c for c in colors if c != color]
+            color = options[rng.integers(len(options))]
+            segments.append({"color": color})
+        else:
+            options = [m for m in MOTIONS if m != motion]
+            motion = options[rng.integers(len(options))]
+            segments.append({"motion": motion})
+    return format_caption(segments)
+
+
+def trajectory(caption: str, num_frames: int, seed: int) -> list[dict]:
+    """Per-frame ground truth: {"x", "y", "color", "shape", "motion"} (x, y: the object's centre).
+
+    A caption of k segments splits the video into k parts; part i starts at frame round(i·n/k).
+    Walls reflect: a move past a bound continues back inside and flips that direction. An orbit
+    that starts from wherever the object is keeps the object's angle around the frame centre and
+    moves it onto the 16 px orbit at once (so its first frame may jump onto the circle).
+    """
+    segments = parse_caption(caption)
+    rng = np.random.default_rng(seed)
+    shape = segments[0]["shape"]
+    hx, hy = HALF_EXTENT[shape]
+    lo, hi = np.array([hx, hy]), np.array([SIZE - hx, SIZE - hy])
+    pos = lo + rng.random(2) * (hi - lo)
+    direction = np.where(rng.random(2) < 0.5, -1.0, 1.0)
+    angle = rng.random() * 2 * np.pi
+    starts = [round(i * num_frames / len(segments)) for i in range(len(segments))]
+    color, motion, truth = segments[0]["color"], segments[0]["motion"], []
+    centre = np.array([SIZE / 2, SIZE / 2])
+    for frame in range(num_frames):
+        if frame in starts[1:]:
+            change = segments[starts.index(frame)]
+            color = change.get("color", color)
+            if change.get("motion", motion) != motion:
+                motion = change["motion"]
+                if motion == "moves in a circle":
+                    angle = np.arctan2(-(pos[1] - centre[1]), pos[0] - centre[0])
+        if motion == "moves in a circle":
+            if frame > 0 and truth and truth[-1]["motion"] == motion:
+                angle += 2 * np.pi / ORBIT_FRAMES
+            pos = centre + ORBIT_RADIUS * np.array([np.cos(angle), -np.sin(angle)])  # counter-clockwise on screen
+        elif frame > 0 and motion != "stays still":
+            axes = {"bounces left and right": [0], "bounces up and down": [1], "moves diagonally": [0, 1]}[motion]
+            for a in axes:
+                pos[a] += SPEED * direction[a]
+                if pos[a] > hi[a] or pos[a] < lo[a]:
+                    bound = hi[a] if pos[a] > hi[a] else lo[a]
+                    pos[a] = 2 * bound - pos[a]
+                    direction[a] *= -1
+        truth.append({"x": float(pos[0]), "y": float(pos[1]), "color": color, "shape": shape, "motion": motion})
+    return truth
+
+
+def _coverage(shape: str, x: float, y: float, ss: int = 4) -> tuple[slice, slice, np.ndarray]:
+    """Anti-aliased coverage (ss×ss samples per pixel) of the shape in a window around (x, y)."""
+    x0, y0 = max(int(x) - 10, 0), max(int(y) - 10, 0)
+    x1, y1 = min(int(x) + 11, SIZE), min(int(y) + 11, SIZE)
+    offsets = (np.arange(ss) + 0.5) / ss
+    sx = (np.arange(x0, x1)[:, None] + offsets).reshape(-1)[None, :]
+    sy = (np.arange(y0, y1)[:, None] + offsets).reshape(-1)[:, None]
+    dx, dy = sx - x, sy - y
+    if shape == "circle":
+        inside = dx**2 + dy**2 <= 7.0**2
+    elif shape == "square":
+        inside = (np.abs(dx) <= 7.0) & (np.abs(dy) <= 7.0)
+    else:  # apex at the top, base 16 px wide at the bottom, 14 px tall
+        inside = (dy >= -7.0) & (dy <= 7.0) & (np.abs(dx) <= 8.0 * (dy + 7.0) / 14.0)
+    cov = inside.reshape(y1 - y0, ss, x1 - x0, ss).mean(axis=(1, 3))
+    return slice(y0, y1), slice(x0, x1), cov
+
+
+def render_video(caption: str, num_frames: int, seed: int) -> np.ndarray:
+    """The video a caption describes: uint8 (num_frames, 64, 64, 3), black background, 8 fps."""
+    if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames <= 0:
+        raise ValueError(f"num_frames must be a whole number greater than 0, got {num_frames!r}.")
+    video = np.zeros((num_frames, SIZE, SIZE, 3), dtype=np.uint8)
+    for frame, t in enumerate(trajectory(caption, num_frames, seed)):
+        rows, cols, cov = _coverage(t["shape"], t["x"], t["y"])
+        video[frame, rows, cols] = np.round(cov[..., None] * np.array(COLORS[t["color"]])).astype(np.uint8)
+    return video
