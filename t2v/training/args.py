@@ -48,7 +48,9 @@ def training_parser(description: str) -> argparse.ArgumentParser:
 
 def parse_training_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
     """Parse `argv`, taking defaults from the YAML file named by --config."""
-    first, _ = parser.parse_known_args(argv)
+    config_only = argparse.ArgumentParser(add_help=False)
+    config_only.add_argument("--config")
+    first, _ = config_only.parse_known_args(argv)
     if first.config:
         import yaml
 
