@@ -36,7 +36,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        write_shapes_folder(root / "data", num_videos=16, seconds=5, seed=0)
+        write_shapes_folder(root / "data", num_videos=16, seconds=10, seed=0)
         common = ["--data_dir", str(root / "data"), "--max_train_steps", str(args.steps), "--train_batch_size", str(args.batch_size),
                   "--checkpointing_steps", str(10 * args.steps)]
         rows = []
