@@ -1,4 +1,5 @@
-"""The `t2v` command line: `t2v generate PROMPT` writes a video, `t2v info` describes a model.
+"""The `t2v` command line: `t2v generate PROMPT` writes a video, `t2v info` describes a model,
+`t2v data shapes` writes a Shapes-world training folder.
 
 Every mistake in the input ends the command with one line on stderr and a non-zero exit, and never
 leaves an output file behind (set T2V_DEBUG=1 to see the traceback of an unexpected error).
@@ -72,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     shapes.add_argument("--out", required=True, help="the folder to write")
     shapes.add_argument("--num", type=_checked("--num", integer=True), required=True, help="number of videos")
     shapes.add_argument("--seconds", type=_checked("--seconds"), required=True, help="length of each video")
-    shapes.add_argument("--seed", type=int, default=0)
-    shapes.add_argument("--max-changes", type=int, default=2, help="most changes per caption (default: 2)")
+    shapes.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same folder (default: 0)")
+    shapes.add_argument("--max-changes", type=int, default=2, help="most changes per caption, e.g. 'then it turns blue' (default: 2)")
     shapes.add_argument("--include-held-out", action="store_true", help="also use the held-out color-shape pairs")
 
     info = sub.add_parser("info", help="describe a model", description="Print a model's components, sizes and training.")
@@ -147,8 +148,9 @@ def cmd_generate(args) -> int:
 def cmd_data(args) -> int:
     from .data.shapes_folder import write_shapes_folder
 
-    if args.max_changes < 0:
-        raise UsageError(f"--max-changes must be 0 or more, got {args.max_changes}.")
+    for option, value in (("--seed", args.seed), ("--max-changes", args.max_changes)):
+        if value < 0:
+            raise UsageError(f"{option} must be 0 or more, got {value}.")
     out = write_shapes_folder(args.out, args.num, args.seconds, args.seed, not args.include_held_out, args.max_changes)
     print(f"wrote {args.num} videos of {args.seconds:g} s and metadata.jsonl to {out}")
     return 0

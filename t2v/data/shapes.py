@@ -1,10 +1,14 @@
-"""Vocabulary of the Shapes world (../shared/SHAPES.md), the procedural world the default model learns.
+"""The Shapes world, following ../shared/SHAPES.md v1: the procedural world the default model learns.
 
 The world's words (the default model's text tokenizer is built from `vocabulary()`, whose order
 must not change), its caption grammar (`parse_caption`, `format_caption`, `sample_caption`), and the
-renderer: `trajectory` gives each frame's ground truth, `render_video` draws it with anti-aliased
-edges (4×4 samples per pixel). Deterministic per seed, any length.
+renderer: `trajectory` gives each frame's ground truth (centre, color, shape, motion), `render_video`
+draws it with anti-aliased edges (4×4 samples per pixel) and `render_video_with_truth` returns both.
+Deterministic per seed, any length. `trajectory` documents the choices SHAPES.md leaves open: where
+segment boundaries fall and what an orbit starting from an arbitrary position does.
 """
+
+import re
 
 import numpy as np
 
@@ -52,23 +56,32 @@ SPEED = 2.0  # pixels per frame
 ORBIT_RADIUS = 16.0
 ORBIT_FRAMES = 4 * FPS  # one turn every 4 s
 HALF_EXTENT = {"circle": (7.0, 7.0), "square": (7.0, 7.0), "triangle": (8.0, 7.0)}  # (x, y)
+EXAMPLE = "'a red circle bounces left and right'"
 
 
 def _normalize(text: str) -> str:
-    return " ".join(text.lower().split()).rstrip(". ").strip()
+    """Lower case, one space between words, ", then" between segments, no final period."""
+    text = re.sub(r"[\s,]*\bthen\b\s*", ", then ", " ".join(text.lower().split()))
+    return text.strip(" ,.")
 
 
 def parse_caption(caption: str) -> list[dict]:
     """Caption -> segments: [{"color", "shape", "motion"}, then {"color"} or {"motion"} per change].
 
-    Accepts what a person types: any case or spacing, a final period, either article.
+    Accepts what a person types: any case or spacing, a final period, either article or none, "then"
+    with or without its comma.
+    Anything else raises ValueError naming the word that is not in the grammar.
     """
-    parts = _normalize(caption).split(", then ")
-    words = parts[0].split(" ", 3)
-    if len(words) != 4 or words[0] not in ("a", "an") or words[1] not in COLORS or words[2] not in SHAPES or words[3] not in MOTIONS:
-        raise ValueError(f"{caption!r} is not a Shapes caption such as 'a red circle bounces left and right'.")
-    segments = [{"color": words[1], "shape": words[2], "motion": words[3]}]
-    for part in parts[1:]:
+    if not isinstance(caption, str):
+        raise ValueError(f"A caption must be text such as {EXAMPLE}, got {caption!r}.")
+    first, *changes = _normalize(caption).split(", then ")
+    color, shape, motion = (first.removeprefix("a ").removeprefix("an ").split(" ", 2) + ["", ""])[:3]
+    for word, kind, options in ((color, "color", COLORS), (shape, "shape", SHAPES), (motion, "motion", MOTIONS)):
+        if word not in options:
+            found = f"{word!r} is not a {kind}" if word else f"a {kind} is missing"
+            raise ValueError(f"In {caption!r}, {found}; use one of: {', '.join(options)} (as in {EXAMPLE}).")
+    segments = [{"color": color, "shape": shape, "motion": motion}]
+    for part in changes:
         if part.startswith("it turns ") and part[9:] in COLORS:
             segments.append({"color": part[9:]})
         elif part.startswith("it ") and part[3:] in MOTIONS:
@@ -88,7 +101,7 @@ def format_caption(segments: list[dict]) -> str:
 
 
 def sample_caption(rng: np.random.Generator, max_changes: int = 2, exclude_held_out: bool = True) -> str:
-    """A random caption with up to `max_changes` changes; held-out color-shape pairs never appear."""
+    """A random caption with 0 to `max_changes` changes; held-out color-shape pairs never appear, not even after a color change."""
     shape = SHAPES[rng.integers(len(SHAPES))]
     colors = [c for c in COLORS if not (exclude_held_out and (c, shape) in HELD_OUT)]
     color, motion = colors[rng.integers(len(colors))], MOTIONS[rng.integers(len(MOTIONS))]
@@ -105,15 +118,30 @@ def sample_caption(rng: np.random.Generator, max_changes: int = 2, exclude_held_
     return format_caption(segments)
 
 
-def trajectory(caption: str, num_frames: int, seed: int) -> list[dict]:
-    """Per-frame ground truth: {"x", "y", "color", "shape", "motion"} (x, y: the object's centre).
+def segment_starts(num_segments: int, num_frames: int) -> list[int]:
+    """First frame of each of the k equal parts of a video: part i starts at i·n//k."""
+    return [i * num_frames // num_segments for i in range(num_segments)]
 
-    A caption of k segments splits the video into k parts; part i starts at frame round(i·n/k).
-    Walls reflect: a move past a bound continues back inside and flips that direction. An orbit
-    that starts from wherever the object is keeps the object's angle around the frame centre and
-    moves it onto the 16 px orbit at once (so its first frame may jump onto the circle).
+
+def trajectory(caption: str | list[dict], num_frames: int, seed: int) -> list[dict]:
+    """Per-frame ground truth: {"x", "y", "color", "shape", "motion"} (x, y: the object's centre, y down).
+
+    `caption` is a caption or its segments (`parse_caption`). The seed (numpy default_rng) draws the
+    start position (uniform where the object fits wholly), the start direction of each axis and the
+    orbit's start angle. A caption of k segments splits the video into k parts; part i starts at frame
+    i·n//k (`segment_starts`), and every change whose part has started holds from then on (with fewer
+    frames than segments some parts are empty and their changes simply apply together).
+    Each frame moves on from the previous one by the motion in force at that frame (a new bounce's
+    first frame is one step from where the object was). Walls reflect: a move past a bound continues
+    back inside and flips that direction. An orbit that
+    starts from wherever the object is keeps the object's angle around the frame centre and puts it
+    on the 16 px orbit at once (so its first frame may jump onto the circle); the orbit always fits
+    inside the frame, so no clamping is needed. A bounce after an orbit starts from the orbit's last
+    position with the directions the seed drew (or the last ones it moved in).
     """
-    segments = parse_caption(caption)
+    if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames <= 0:
+        raise ValueError(f"num_frames must be a whole number greater than 0, got {num_frames!r}.")
+    segments = parse_caption(caption if isinstance(caption, str) else format_caption(caption))
     rng = np.random.default_rng(seed)
     shape = segments[0]["shape"]
     hx, hy = HALF_EXTENT[shape]
@@ -121,19 +149,18 @@ def trajectory(caption: str, num_frames: int, seed: int) -> list[dict]:
     pos = lo + rng.random(2) * (hi - lo)
     direction = np.where(rng.random(2) < 0.5, -1.0, 1.0)
     angle = rng.random() * 2 * np.pi
-    starts = [round(i * num_frames / len(segments)) for i in range(len(segments))]
-    color, motion, truth = segments[0]["color"], segments[0]["motion"], []
+    starts = segment_starts(len(segments), num_frames)
     centre = np.array([SIZE / 2, SIZE / 2])
+    color, motion, truth = segments[0]["color"], segments[0]["motion"], []
     for frame in range(num_frames):
-        if frame in starts[1:]:
-            change = segments[starts.index(frame)]
-            color = change.get("color", color)
-            if change.get("motion", motion) != motion:
-                motion = change["motion"]
-                if motion == "moves in a circle":
-                    angle = np.arctan2(-(pos[1] - centre[1]), pos[0] - centre[0])
+        orbiting = motion == "moves in a circle"
+        for start, change in zip(starts[1:], segments[1:]):
+            if start == frame:
+                color, motion = change.get("color", color), change.get("motion", motion)
         if motion == "moves in a circle":
-            if frame > 0 and truth and truth[-1]["motion"] == motion:
+            if not orbiting and frame > 0:  # a new orbit: from the object's angle around the centre
+                angle = np.arctan2(-(pos[1] - centre[1]), pos[0] - centre[0])
+            elif frame > 0:
                 angle += 2 * np.pi / ORBIT_FRAMES
             pos = centre + ORBIT_RADIUS * np.array([np.cos(angle), -np.sin(angle)])  # counter-clockwise on screen
         elif frame > 0 and motion != "stays still":
@@ -166,12 +193,16 @@ def _coverage(shape: str, x: float, y: float, ss: int = 4) -> tuple[slice, slice
     return slice(y0, y1), slice(x0, x1), cov
 
 
-def render_video(caption: str, num_frames: int, seed: int) -> np.ndarray:
-    """The video a caption describes: uint8 (num_frames, 64, 64, 3), black background, 8 fps."""
-    if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames <= 0:
-        raise ValueError(f"num_frames must be a whole number greater than 0, got {num_frames!r}.")
+def render_video_with_truth(caption: str | list[dict], num_frames: int, seed: int) -> tuple[np.ndarray, list[dict]]:
+    """(video, per-frame ground truth): `render_video`'s frames and the `trajectory` they were drawn from."""
+    truth = trajectory(caption, num_frames, seed)
     video = np.zeros((num_frames, SIZE, SIZE, 3), dtype=np.uint8)
-    for frame, t in enumerate(trajectory(caption, num_frames, seed)):
+    for frame, t in enumerate(truth):
         rows, cols, cov = _coverage(t["shape"], t["x"], t["y"])
         video[frame, rows, cols] = np.round(cov[..., None] * np.array(COLORS[t["color"]])).astype(np.uint8)
-    return video
+    return video, truth
+
+
+def render_video(caption: str | list[dict], num_frames: int, seed: int) -> np.ndarray:
+    """The video a caption (or its segments) describes: uint8 (num_frames, 64, 64, 3), black background, 8 fps."""
+    return render_video_with_truth(caption, num_frames, seed)[0]

@@ -1,4 +1,9 @@
-"""Write a Shapes-world video folder (mp4s + metadata.jsonl) that the trainers read like any user's folder."""
+"""Write a Shapes-world video folder (mp4s + metadata.jsonl) that the trainers read like any user's folder.
+
+The layout is Hugging Face's videofolder: `00000.mp4`, `00001.mp4`, ... and one metadata.jsonl line
+per video, `{"file_name", "text", "seed", "num_frames"}`; `render_video(text, num_frames, seed)`
+draws a video again and `trajectory(text, num_frames, seed)` gives its ground truth.
+"""
 
 import json
 import os
@@ -12,22 +17,40 @@ from ..video_io import write_video
 from .shapes import FPS, render_video, sample_caption
 
 
+def _whole_number(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be a whole number of at least 0, got {value!r}.")
+    return int(value)
+
+
 def write_shapes_folder(out_dir, num_videos: int, seconds: float, seed: int = 0, exclude_held_out: bool = True, max_changes: int = 2) -> Path:
-    """Write `num_videos` Shapes videos of `seconds` each to out_dir, with metadata.jsonl; returns out_dir."""
+    """Write `num_videos` Shapes videos of `seconds` each (8 fps) to out_dir, with metadata.jsonl; returns out_dir.
+
+    Video i has seed `seed * 1_000_003 + i` and a caption with 0 to `max_changes` changes. If writing
+    fails or is interrupted, the videos this call wrote are removed again (and out_dir, if it made it).
+    """
     num_videos = positive_number("num_videos", num_videos, integer=True)
     num_frames = max(1, round(positive_number("seconds", seconds) * FPS))
-    if isinstance(max_changes, bool) or not isinstance(max_changes, int) or max_changes < 0:
-        raise ValueError(f"max_changes must be a whole number of at least 0, got {max_changes!r}.")
+    seed, max_changes = _whole_number("seed", seed), _whole_number("max_changes", max_changes)
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file; the videos need a folder.")
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    lines = []
-    for i in tqdm(range(num_videos), desc="shapes", unit="video"):
-        video_seed = seed * 1_000_003 + i
-        caption = sample_caption(np.random.default_rng([video_seed, 1]), max_changes, exclude_held_out)
-        name = f"{i:05d}.mp4"
-        write_video(render_video(caption, num_frames, video_seed), out / name, FPS)
-        lines.append(json.dumps({"file_name": name, "text": caption, "seed": video_seed, "num_frames": num_frames}))
-    partial = out / ".metadata.jsonl.partial"
-    partial.write_text("\n".join(lines) + "\n")
-    os.replace(partial, out / "metadata.jsonl")
+    written, lines = [], []
+    try:
+        for i in tqdm(range(num_videos), desc="shapes", unit="video"):
+            video_seed = seed * 1_000_003 + i
+            caption = sample_caption(np.random.default_rng([video_seed, 1]), max_changes, exclude_held_out)
+            written.append(write_video(render_video(caption, num_frames, video_seed), out / f"{i:05d}.mp4", FPS))
+            lines.append(json.dumps({"file_name": written[-1].name, "text": caption, "seed": video_seed, "num_frames": num_frames}))
+        partial = out / ".metadata.jsonl.partial"
+        partial.write_text("\n".join(lines) + "\n")
+        os.replace(partial, out / "metadata.jsonl")
+    except BaseException:
+        for path in [*written, out / ".metadata.jsonl.partial"]:
+            path.unlink(missing_ok=True)
+        if created and not any(out.iterdir()):
+            out.rmdir()
+        raise
     return out
