@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "T2VPipeline": "t2v.pipelines",
     "T2VPipelineOutput": "t2v.pipelines",
+    "T2VStream": "t2v.pipelines",
     "TokenCodec": "t2v.tokenizers",
     "VideoTokenizer": "t2v.tokenizers",
 }
@@ -28,4 +29,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 't2v' has no attribute {name!r}")
 
 
-__all__ = ["T2VPipeline", "T2VPipelineOutput", "TokenCodec", "VideoTokenizer", "default_model_path"]
+__all__ = ["T2VPipeline", "T2VPipelineOutput", "T2VStream", "TokenCodec", "VideoTokenizer", "default_model_path"]

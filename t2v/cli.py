@@ -58,11 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--fps", type=_checked("--fps"), help="frames per second (default: the model's)")
     gen.add_argument("--height", type=_checked("--height", integer=True), help="height in pixels (default: the model's)")
     gen.add_argument("--width", type=_checked("--width", integer=True), help="width in pixels (default: the model's)")
-    gen.add_argument("--steps", type=_checked("--steps", integer=True), default=25, help="denoising steps per clip (default: 25)")
+    gen.add_argument("--steps", type=_checked("--steps", integer=True), default=25, help="denoising steps every frame takes (default: 25)")
     gen.add_argument("--planner-steps", type=_checked("--planner-steps", integer=True), default=25, help="token planner steps (default: 25)")
     gen.add_argument("--guidance-scale", type=_checked("--guidance-scale", finite=True), default=5.0, help="text guidance (default: 5.0)")
     gen.add_argument("--planner-guidance-scale", type=_checked("--planner-guidance-scale", finite=True), default=3.0, help="planner text guidance (default: 3.0)")
     gen.add_argument("--negative-prompt", default=None, help="what to steer away from")
+    gen.add_argument("--stitching", choices=["fifo", "clips", "single"], default="fifo",
+                     help="how clips join: fifo (seamless, constant memory), clips (each on its own, with seams), "
+                          "single (one window, memory grows with length) (default: fifo)")
+    gen.add_argument("--lookahead", action="store_true", help="FIFO lookahead denoising: smoother, about twice as slow")
     gen.add_argument("--seed", type=int, default=0, help="random seed; the same seed on the same device gives the same video (default: 0)")
     gen.add_argument("--model", help="a t2v model folder (default: the model shipped with t2v)")
     gen.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run (default: auto, a GPU if there is one)")
@@ -97,7 +101,6 @@ def _load(model: str | None, device: str = "cpu"):
 
     _quiet_libraries()
     pipe = T2VPipeline.from_pretrained(model or default_model_path())
-    pipe.set_progress_bar_config(desc="generating", unit="step")
     return pipe.to(device)
 
 
@@ -122,7 +125,7 @@ def cmd_generate(args) -> int:
     device = _resolve_device(args.device)
     pipe = _load(args.model, device)
     seconds = args.seconds if args.frames is None and args.seconds is not None else (None if args.frames else 4.0)
-    result = pipe(
+    stream = pipe.stream(
         args.prompt,
         negative_prompt=args.negative_prompt,
         num_frames=args.frames,
@@ -134,14 +137,27 @@ def cmd_generate(args) -> int:
         guidance_scale=args.guidance_scale,
         planner_steps=args.planner_steps,
         planner_guidance_scale=args.planner_guidance_scale,
+        stitching=args.stitching,
+        lookahead=args.lookahead,
         generator=torch.Generator(device).manual_seed(args.seed),
     )
-    frames = to_uint8(result.frames[0])
-    fps = args.fps or pipe.config.fps
-    with VideoWriter(output, fps) as writer:
-        writer.append(frames)
-    height, width = frames.shape[1:3]
-    print(f"wrote {output} ({len(frames)} frames, {width}x{height}, {fps:g} fps)")
+    # frames go to the file as they are made; Ctrl-C keeps what was made as a playable video
+    with VideoWriter(output, stream.fps) as writer:
+        try:
+            for frames in stream:
+                writer.append(to_uint8(frames[0]))
+        except KeyboardInterrupt:
+            if not writer.frames_written:
+                raise
+            print(f"\nt2v: interrupted; wrote the first {writer.frames_written / stream.fps:.1f} s "
+                  f"({writer.frames_written} frames) to {output}", file=sys.stderr)
+            interrupted = True
+        else:
+            interrupted = False
+    if interrupted:
+        return 130
+    height, width = frames.shape[2:4]
+    print(f"wrote {output} ({writer.frames_written} frames, {width}x{height}, {stream.fps:g} fps)")
     return 0
 
 

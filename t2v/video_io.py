@@ -29,7 +29,9 @@ def check_output_path(path: str | os.PathLike) -> Path:
 class VideoWriter:
     """Append frames (uint8, (N, H, W, 3)) to a video file; the file appears under its name on a clean close.
 
-    Use as a context manager: leaving the block by an exception removes the partial file.
+    Use as a context manager: leaving the block by an exception removes the partial file, except Ctrl-C
+    (KeyboardInterrupt) once frames were written: then the file is closed and kept, a playable video of
+    what was made so far.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float):
@@ -76,7 +78,7 @@ class VideoWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
+        if exc_type is None or (issubclass(exc_type, KeyboardInterrupt) and self.frames_written):
             self.close()
         else:
             self.abort()

@@ -9,10 +9,18 @@ attention processor takes the last 512 context tokens as text, so prompts are pa
 Frames of one window may sit at different noise levels (FIFO-Diffusion): diffusers' Wan accepts a
 timestep per token, shaped (B, seq_len), and `expand_frame_timesteps` turns one timestep per latent
 frame into that form.
+
+A FIFO window can straddle two clips of the plan, so each latent frame must follow the tokens of
+its own clip. `FrameTokenAttnProcessor` (installed on the cross-attention by the pipeline) lets the
+caller pass K tokens per latent frame, (B, F·K, D) instead of (B, K, D): the queries of frame i then
+attend only to the K tokens of frame i, beside the shared text. With K tokens it is exactly
+diffusers' `WanAttnProcessor`; no weights change, so stock Wan checkpoints work with it.
 """
 
 import torch
 from diffusers import WanTransformer3DModel
+from diffusers.models.attention_dispatch import dispatch_attention_fn
+from diffusers.models.transformers.transformer_wan import WanAttnProcessor, _get_added_kv_projections, _get_qkv_projections
 
 TEXT_CONTEXT_LENGTH = 512  # fixed by diffusers' WanAttnProcessor when the image branch is present
 
@@ -40,3 +48,58 @@ def check_denoiser(transformer: WanTransformer3DModel, latent_channels: int, tok
             f"The denoiser's image branch must take the video tokenizer's {token_dim}-channel tokens "
             f"(image_dim), but image_dim is {cfg.image_dim}."
         )
+
+
+class FrameTokenAttnProcessor(WanAttnProcessor):
+    r"""
+    Wan cross-attention whose image branch may give every latent frame its own K condensed tokens.
+
+    Args:
+        tokens_per_frame (`int`): K. Image context of K tokens is shared by all frames (Wan's behaviour);
+            of G·K tokens it is split into G groups, one per latent frame (queries are frame-major).
+    """
+
+    def __init__(self, tokens_per_frame: int):
+        super().__init__()
+        self.tokens_per_frame = tokens_per_frame
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, rotary_emb=None):
+        image_tokens = 0
+        if encoder_hidden_states is not None and attn.add_k_proj is not None:
+            image_tokens = encoder_hidden_states.shape[1] - TEXT_CONTEXT_LENGTH
+        groups = image_tokens // self.tokens_per_frame
+        if groups <= 1:
+            return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, rotary_emb)
+        if image_tokens % self.tokens_per_frame or hidden_states.shape[1] % groups:
+            raise ValueError(
+                f"Per-frame tokens must be {self.tokens_per_frame} per latent frame for {hidden_states.shape[1]} "
+                f"video tokens, got {image_tokens}."
+            )
+        batch = hidden_states.shape[0]
+        image, text = encoder_hidden_states[:, :image_tokens], encoder_hidden_states[:, image_tokens:]
+
+        query, key, value = _get_qkv_projections(attn, hidden_states, text)
+        query = attn.norm_q(query).unflatten(2, (attn.heads, -1))
+        key = attn.norm_k(key).unflatten(2, (attn.heads, -1))
+        value = value.unflatten(2, (attn.heads, -1))
+        out = dispatch_attention_fn(query, key, value, backend=self._attention_backend).flatten(2, 3).type_as(query)
+
+        key_img, value_img = _get_added_kv_projections(attn, image)
+        key_img = attn.norm_added_k(key_img).unflatten(2, (attn.heads, -1))
+        value_img = value_img.unflatten(2, (attn.heads, -1))
+        # frame i's queries against frame i's tokens: fold the frames into the batch
+        per_frame = hidden_states.shape[1] // groups
+        out_img = dispatch_attention_fn(
+            query.reshape(batch * groups, per_frame, *query.shape[2:]),
+            key_img.reshape(batch * groups, self.tokens_per_frame, *key_img.shape[2:]),
+            value_img.reshape(batch * groups, self.tokens_per_frame, *value_img.shape[2:]),
+            backend=self._attention_backend,
+        )
+        out = out + out_img.reshape(batch, -1, out.shape[-1]).type_as(query)
+        return attn.to_out[1](attn.to_out[0](out))
+
+
+def set_frame_token_attention(transformer: WanTransformer3DModel, tokens_per_frame: int) -> None:
+    """Install `FrameTokenAttnProcessor` on every cross-attention of a Wan transformer (self-attention untouched)."""
+    for block in transformer.blocks:
+        block.attn2.set_processor(FrameTokenAttnProcessor(tokens_per_frame))

@@ -1,6 +1,7 @@
-"""Output dataclass of `T2VPipeline`."""
+"""Output dataclasses of `T2VPipeline`: the whole video, or a stream of its frames."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 import PIL.Image
@@ -24,3 +25,25 @@ class T2VPipelineOutput(BaseOutput):
 
     frames: np.ndarray | torch.Tensor | list[list[PIL.Image.Image]]
     tokens: torch.Tensor
+
+
+@dataclass
+class T2VStream:
+    r"""
+    A video that is made while it is read: iterate to get its frames in order, a few at a time.
+
+    Args:
+        tokens (`torch.Tensor`): the planned condensed tokens, (batch, clips, K, token_dim), on the CPU.
+        num_frames (`int`): frames the iteration will yield in all.
+        fps (`float`): frames per second.
+        chunks: an iterator of (batch, n, height, width, 3) float arrays in [0, 1]; each latent frame that
+            leaves the FIFO queue becomes one chunk (1 frame for the first, 4 for the others).
+    """
+
+    tokens: torch.Tensor
+    num_frames: int
+    fps: float
+    chunks: Iterator[np.ndarray] = field(repr=False)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self.chunks

@@ -19,14 +19,17 @@ from diffusers.loaders import WanLoraLoaderMixin
 from diffusers.utils import replace_example_docstring
 from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
+from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ..models.denoiser import TEXT_CONTEXT_LENGTH, check_denoiser, expand_frame_timesteps
-from ..models.planner import check_planner, grid_to_tokens, tokens_to_grid
+from ..fifo import FIFOSampler, denoise_window
+from ..models.denoiser import TEXT_CONTEXT_LENGTH, check_denoiser, expand_frame_timesteps, set_frame_token_attention
+from ..models.planner import check_planner, grid_to_tokens
+from ..models.vae import StreamingDecoder
 from ..schedulers import PerFrameFlowMatch
 from ..tokenizers import TokenCodec, VideoTokenizer
 from ..validation import finite_number, positive_number
-from .pipeline_output import T2VPipelineOutput
+from .pipeline_output import T2VPipelineOutput, T2VStream
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -40,6 +43,8 @@ EXAMPLE_DOC_STRING = """
 """
 
 OUTPUT_TYPES = ("np", "pt", "pil", "latent")
+STITCHING = ("fifo", "clips", "single")
+RENDER_BAR = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s of video [{elapsed}<{remaining}]"
 
 
 def _first_sentence(err: Exception) -> str:
@@ -116,6 +121,8 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
                 f"makes {video_tokenizer.config.token_dim}."
             )
         self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor_spatial)
+        # a FIFO window may straddle two clips: each latent frame then reads its own clip's tokens
+        set_frame_token_attention(transformer, video_tokenizer.num_tokens)
 
     # ------------------------------------------------------------------------------------------------
     # Loading
@@ -221,7 +228,8 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         guidance_scale,
         planner_steps,
         planner_guidance_scale,
-        output_type,
+        stitching,
+        lookahead,
         callback_on_step_end_tensor_inputs,
     ) -> None:
         prompts = [prompt] if isinstance(prompt, str) else prompt
@@ -246,8 +254,10 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         positive_number("planner_steps", planner_steps, integer=True)
         finite_number("guidance_scale", guidance_scale)
         finite_number("planner_guidance_scale", planner_guidance_scale)
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}.")
+        if stitching not in STITCHING:
+            raise ValueError(f"stitching must be one of {', '.join(STITCHING)}, got {stitching!r}.")
+        if not isinstance(lookahead, bool):
+            raise ValueError(f"lookahead must be True or False, got {lookahead!r}.")
         if callback_on_step_end_tensor_inputs is not None:
             unknown = [k for k in callback_on_step_end_tensor_inputs if k not in self._callback_tensor_inputs]
             if unknown:
@@ -265,32 +275,31 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
     def latent_frames_per_clip(self) -> int:
         return (self.config.clip_frames - 1) // self.vae_scale_factor_temporal + 1
 
-    def prepare_latents(self, batch_size, num_clips, height, width, dtype, device, generator, latents=None):
-        shape = (
-            batch_size,
-            self.transformer.config.in_channels,
-            num_clips * self.latent_frames_per_clip,
-            height // self.vae_scale_factor_spatial,
-            width // self.vae_scale_factor_spatial,
-        )
-        if latents is not None:
-            if tuple(latents.shape) != shape:
-                raise ValueError(f"latents must have shape {shape} for this call, got {tuple(latents.shape)}.")
-            return latents.to(device=device, dtype=dtype)
-        return randn_tensor(shape, generator=generator, device=device, dtype=dtype)
-
     # ------------------------------------------------------------------------------------------------
     # Stages
 
     def _guided(self, model, latents, timestep, prompt_embeds, negative_prompt_embeds, guidance_scale, **kwargs):
-        """One model call with classifier-free guidance on the text (the tokens, if any, go to both branches)."""
-        pred = model(hidden_states=latents, timestep=timestep, encoder_hidden_states=prompt_embeds, return_dict=False, **kwargs)[0]
+        """One model call with classifier-free guidance on the text, conditional and unconditional in one batch.
+
+        The tokens (`encoder_hidden_states_image`), if any, go to both halves.
+        """
         if negative_prompt_embeds is None:
-            return pred
-        uncond = model(
-            hidden_states=latents, timestep=timestep, encoder_hidden_states=negative_prompt_embeds, return_dict=False, **kwargs
+            return model(hidden_states=latents, timestep=timestep, encoder_hidden_states=prompt_embeds, return_dict=False, **kwargs)[0]
+        if kwargs.get("encoder_hidden_states_image") is not None:
+            kwargs["encoder_hidden_states_image"] = kwargs["encoder_hidden_states_image"].repeat(2, 1, 1)
+        pred = model(
+            hidden_states=latents.repeat(2, 1, 1, 1, 1),
+            timestep=timestep.repeat(2, *[1] * (timestep.ndim - 1)),
+            encoder_hidden_states=torch.cat([prompt_embeds, negative_prompt_embeds]),
+            return_dict=False,
+            **kwargs,
         )[0]
-        return uncond + guidance_scale * (pred - uncond)
+        cond, uncond = pred.chunk(2)
+        return uncond + guidance_scale * (cond - uncond)
+
+    def _bar(self, total: float, desc: str, **kwargs) -> tqdm:
+        """A progress bar honouring `set_progress_bar_config` (disable, leave, ...), with its own description."""
+        return tqdm(total=total, **{**getattr(self, "_progress_bar_config", {}), "desc": desc, **kwargs})
 
     def plan(self, prompt_embeds, negative_prompt_embeds, num_clips, num_steps, guidance_scale, generator, progress_bar=None):
         """Token diffusion over all clips at once -> tokens (B, clips, K, token_dim) in the tokenizer's space."""
@@ -320,10 +329,7 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """Normalised latents of one clip -> video (B, 3, frames, H, W) in [-1, 1] (Wan's latent statistics)."""
-        mean = torch.tensor(self.vae.config.latents_mean, device=latents.device).view(1, -1, 1, 1, 1)
-        std = torch.tensor(self.vae.config.latents_std, device=latents.device).view(1, -1, 1, 1, 1)
-        raw = latents.to(self.vae.dtype) * std.to(self.vae.dtype) + mean.to(self.vae.dtype)
-        return self.vae.decode(raw, return_dict=False)[0]
+        return StreamingDecoder(self.vae).decode(latents)
 
     @property
     def guidance_scale(self):
@@ -337,9 +343,11 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
     def interrupt(self):
         return self._interrupt
 
+    # ------------------------------------------------------------------------------------------------
+    # Generation
+
     @torch.no_grad()
-    @replace_example_docstring(EXAMPLE_DOC_STRING)
-    def __call__(
+    def stream(
         self,
         prompt: str | list[str],
         negative_prompt: str | list[str] | None = None,
@@ -352,39 +360,28 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         guidance_scale: float = 5.0,
         planner_steps: int = 25,
         planner_guidance_scale: float = 3.0,
+        stitching: str = "fifo",
+        lookahead: bool = False,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
-        output_type: str = "np",
-        return_dict: bool = True,
         attention_kwargs: dict[str, Any] | None = None,
         callback_on_step_end: Callable[[int, int], None] | PipelineCallback | MultiPipelineCallbacks | None = None,
         callback_on_step_end_tensor_inputs: list[str] = ["latents"],
-    ) -> T2VPipelineOutput | tuple:
+    ) -> T2VStream:
         r"""
-        Generate a video from a prompt.
+        Plan a video now and make its frames as they are read: memory stays flat for any length.
 
-        Args:
-            prompt (`str` or `list[str]`): what the video shows.
-            negative_prompt (`str` or `list[str]`, *optional*): what guidance steers away from (default: empty).
-            num_frames (`int`, *optional*): frames to make; or give `seconds`. Default: one clip.
-            seconds (`float`, *optional*): length of the video; frames = round(seconds · fps).
-            fps (`float`, *optional*): frames per second of the result (default: the model's).
-            height, width (`int`, *optional*): size in pixels, multiples of 16 (default: the model's).
-            num_inference_steps (`int`): denoising steps of each clip.
-            guidance_scale (`float`): classifier-free guidance of the denoiser (off at <= 1).
-            planner_steps (`int`): denoising steps of the token planner.
-            planner_guidance_scale (`float`): classifier-free guidance of the planner (off at <= 1).
-            generator (`torch.Generator`, *optional*): makes the call deterministic.
-            latents (`torch.Tensor`, *optional*): the denoiser's starting noise, (B, C, clips·frames, H/8, W/8).
-            output_type (`str`): "np", "pt", "pil" or "latent".
-            return_dict (`bool`): return a [`T2VPipelineOutput`] rather than a tuple.
-            attention_kwargs (`dict`, *optional*): passed to the denoiser's attention processors.
-            callback_on_step_end (`Callable`, *optional*): called after every denoiser step as
-                `callback(pipe, step, timestep, callback_kwargs)`; may return replacements for the tensors.
-            callback_on_step_end_tensor_inputs (`list[str]`): tensors given to the callback.
-
-        Examples:
+        Takes the arguments of `__call__` except `output_type` and `return_dict`. Returns a [`T2VStream`]:
+        iterate it to get (batch, n, height, width, 3) float frames in order; `pipe(...)` gathers the same
+        frames into one array.
         """
+        stream, _ = self._start(**{k: v for k, v in locals().items() if k != "self"}, decode=True)
+        return stream
+
+    def _start(self, prompt, negative_prompt, num_frames, seconds, fps, height, width, num_inference_steps, guidance_scale,
+               planner_steps, planner_guidance_scale, stitching, lookahead, generator, latents, attention_kwargs,
+               callback_on_step_end, callback_on_step_end_tensor_inputs, decode):
+        """Steps 1-4 of a call, done at once; steps 5-7 are returned as a lazy iterator inside the stream."""
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         fps = self.config.fps if fps is None else fps
@@ -404,7 +401,8 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             guidance_scale,
             planner_steps,
             planner_guidance_scale,
-            output_type,
+            stitching,
+            lookahead,
             callback_on_step_end_tensor_inputs,
         )
         self._guidance_scale = guidance_scale
@@ -414,83 +412,190 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         device = self._execution_device
         batch_size = 1 if isinstance(prompt, str) else len(prompt)
         num_frames = self.num_frames_for(num_frames, seconds, float(fps))
-        num_clips = math.ceil(num_frames / self.config.clip_frames)
+        window = self.latent_frames_per_clip
+        if stitching == "clips":  # independent clips, each decoded on its own
+            num_clips = math.ceil(num_frames / self.config.clip_frames)
+            num_latent_frames = num_clips * window
+        else:  # one causal latent video; clip c of the plan covers latent frames [c·f, (c+1)·f)
+            num_latent_frames = 1 + math.ceil((num_frames - 1) / self.vae_scale_factor_temporal)
+            num_clips = math.ceil(num_latent_frames / window)
+        latent_shape = (
+            batch_size,
+            self.transformer.config.in_channels,
+            num_latent_frames,
+            height // self.vae_scale_factor_spatial,
+            width // self.vae_scale_factor_spatial,
+        )
+        if latents is not None and tuple(latents.shape) != latent_shape:
+            raise ValueError(f"latents must have shape {latent_shape} for this call, got {tuple(latents.shape)}.")
 
         # 3. Encode the prompt
         prompt_embeds, negative_prompt_embeds = self.encode_prompt(
             prompt, negative_prompt, guidance_scale > 1.0 or planner_guidance_scale > 1.0, device
         )
-        planner_negative = negative_prompt_embeds if planner_guidance_scale > 1.0 else None
-        denoiser_negative = negative_prompt_embeds if guidance_scale > 1.0 else None
 
-        total_steps = planner_steps + num_clips * num_inference_steps
-        with self.progress_bar(total=total_steps) as progress_bar:
-            # 4. Plan the condensed tokens of every clip in one go
+        # 4. Plan the condensed tokens of every clip in one go
+        with self._bar(planner_steps, "planning", unit="step") as bar:
             tokens = self.plan(
                 prompt_embeds.to(self.planner.dtype),
-                None if planner_negative is None else planner_negative.to(self.planner.dtype),
+                None if planner_guidance_scale <= 1.0 else negative_prompt_embeds.to(self.planner.dtype),
                 num_clips,
                 planner_steps,
                 planner_guidance_scale,
                 generator,
-                progress_bar,
+                bar,
             )
 
-            # 5. Prepare the starting noise of every clip
-            latents = self.prepare_latents(
-                batch_size, num_clips, height, width, self.transformer.dtype, device, generator, latents
+        chunks = self._render(
+            tokens, prompt_embeds, negative_prompt_embeds, latent_shape, num_frames, float(fps), num_inference_steps,
+            stitching, lookahead, generator, latents, attention_kwargs, callback_on_step_end,
+            callback_on_step_end_tensor_inputs, decode,
+        )
+        stream = T2VStream(tokens=tokens.float().cpu(), num_frames=num_frames, fps=float(fps), chunks=None)
+        stream.chunks = (self.video_processor.postprocess_video(pixels.float(), output_type="np") for _, pixels in chunks)
+        return stream, chunks
+
+    @torch.no_grad()  # on a generator function, torch enters and leaves no_grad around every resumption
+    def _render(self, tokens, prompt_embeds, negative_prompt_embeds, latent_shape, num_frames, fps, num_inference_steps,
+                stitching, lookahead, generator, latents, attention_kwargs, callback_on_step_end, callback_inputs, decode):
+        """Steps 5-7: noise, denoising and decoding, one latent frame at a time; yields (latent frame, pixels)."""
+        device, dtype = self._execution_device, self.transformer.dtype
+        window = self.latent_frames_per_clip
+        batch_size, num_latent_frames = latent_shape[0], latent_shape[2]
+        cond = {"prompt_embeds": prompt_embeds, "negative_prompt_embeds": negative_prompt_embeds}
+
+        # 5. Starting noise, drawn frame by frame as frames join (or read from the latents given)
+        def noise(a: int) -> torch.Tensor:
+            if latents is not None:
+                return latents[:, :, a].to(device=device, dtype=dtype)
+            return randn_tensor((latent_shape[:2] + latent_shape[3:]), generator=generator, device=device, dtype=dtype)
+
+        # 6. Denoise: every latent frame follows the planned tokens of its own clip
+        def predict(x, timesteps, frame_index):
+            clips = (frame_index // window).to(tokens.device)
+            windows = frame_index.shape[0]
+            if (clips == clips[0, 0]).all():  # one clip: its K tokens, exactly as in training
+                frame_tokens = tokens[:, clips[0, 0]].repeat(windows, 1, 1)
+            else:  # K tokens per latent frame (FrameTokenAttnProcessor)
+                frame_tokens = tokens[:, clips].transpose(0, 1).flatten(0, 1).flatten(1, 2)
+            negative = cond["negative_prompt_embeds"] if self.do_classifier_free_guidance else None
+            return self._guided(
+                self.transformer,
+                x,
+                expand_frame_timesteps(timesteps, x.shape, self.transformer.config.patch_size),
+                cond["prompt_embeds"].repeat(windows, 1, 1),
+                None if negative is None else negative.repeat(windows, 1, 1),
+                self._guidance_scale,
+                encoder_hidden_states_image=frame_tokens,
+                attention_kwargs=attention_kwargs,
             )
 
-            # 6. Denoise clip by clip, each conditioned on its planned tokens
-            sampler = PerFrameFlowMatch(self.scheduler, num_inference_steps, device)
-            frames_per_clip = self.latent_frames_per_clip
-            clips = []
-            for c in range(num_clips):
-                clip = latents[:, :, c * frames_per_clip : (c + 1) * frames_per_clip]
-                for i in range(num_inference_steps):
-                    if self.interrupt:
-                        continue
-                    index = torch.full((frames_per_clip,), i, device=device, dtype=torch.long)
-                    frame_t = sampler.timesteps_at(index).expand(batch_size, -1)
-                    timestep = expand_frame_timesteps(frame_t, clip.shape, self.transformer.config.patch_size)
-                    pred = self._guided(
-                        self.transformer,
-                        clip,
-                        timestep,
-                        prompt_embeds,
-                        denoiser_negative,
-                        guidance_scale,
-                        encoder_hidden_states_image=tokens[:, c],
-                        attention_kwargs=attention_kwargs,
-                    )
-                    clip = sampler.step(pred, clip, index)
+        def on_step(step, timestep, x):
+            if callback_on_step_end is None:
+                return x
+            callback_kwargs = {"latents": x, **cond}
+            outputs = callback_on_step_end(self, step, timestep, {k: callback_kwargs[k] for k in callback_inputs}) or {}
+            cond.update({k: v for k, v in outputs.items() if k in cond})
+            return outputs.get("latents", x)
 
-                    if callback_on_step_end is not None:
-                        callback_kwargs = {
-                            "latents": clip,
-                            "prompt_embeds": prompt_embeds,
-                            "negative_prompt_embeds": negative_prompt_embeds,
-                        }
-                        callback_kwargs = {k: callback_kwargs[k] for k in callback_on_step_end_tensor_inputs}
-                        outputs = callback_on_step_end(self, c * num_inference_steps + i, frame_t[0, 0], callback_kwargs) or {}
-                        clip = outputs.pop("latents", clip)
-                        prompt_embeds = outputs.pop("prompt_embeds", prompt_embeds)
-                        negative_prompt_embeds = outputs.pop("negative_prompt_embeds", negative_prompt_embeds)
-                        denoiser_negative = negative_prompt_embeds if guidance_scale > 1.0 else None
-                    progress_bar.update()
-                clips.append(clip)
-        latents = torch.cat(clips, dim=2)
-
-        # 7. Decode each clip and keep the frames asked for
-        if output_type == "latent":
-            video = latents
+        sampler = PerFrameFlowMatch(self.scheduler, num_inference_steps, device)
+        if stitching == "clips":
+            def clip_frames():
+                for c in range(num_latent_frames // window):
+                    frames = torch.arange(c * window, (c + 1) * window)
+                    start = torch.stack([noise(a) for a in frames.tolist()], dim=2)
+                    clip = denoise_window(predict, start, sampler, frames, on_step=on_step)
+                    yield from ((c, frame) for frame in clip.split(1, dim=2))
+            frames = clip_frames()
         else:
-            decoded = [self.decode_latents(clip) for clip in clips]
-            video = torch.cat(decoded, dim=2)[:, :, :num_frames]
-            video = self.video_processor.postprocess_video(video.float(), output_type=output_type)
+            fifo = FIFOSampler(predict, sampler, num_latent_frames if stitching == "single" else window, lookahead)
+            frames = ((0, frame) for frame in fifo(noise, num_latent_frames, on_step=on_step))
 
+        # 7. Decode each latent frame as it leaves (the causal VAE's cache carries the video on)
+        made, decoder, clip = 0, StreamingDecoder(self.vae), 0
+        with self._bar(round(num_frames / fps, 2), "rendering", unit="s", bar_format=RENDER_BAR) as bar:
+            for c, latent in frames:
+                if self.interrupt or made >= num_frames:
+                    break
+                if not decode:
+                    yield latent, None
+                    continue
+                if c != clip:  # independent clips start the decoder afresh
+                    decoder, clip = StreamingDecoder(self.vae), c
+                pixels = decoder.decode(latent)[:, :, : num_frames - made]
+                made += pixels.shape[2]
+                bar.update(round(pixels.shape[2] / fps, 2))
+                yield latent, pixels
         self.maybe_free_model_hooks()
-        tokens = tokens.float().cpu()
+
+    @torch.no_grad()
+    @replace_example_docstring(EXAMPLE_DOC_STRING)
+    def __call__(
+        self,
+        prompt: str | list[str],
+        negative_prompt: str | list[str] | None = None,
+        num_frames: int | None = None,
+        seconds: float | None = None,
+        fps: float | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        num_inference_steps: int = 25,
+        guidance_scale: float = 5.0,
+        planner_steps: int = 25,
+        planner_guidance_scale: float = 3.0,
+        stitching: str = "fifo",
+        lookahead: bool = False,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+        output_type: str = "np",
+        return_dict: bool = True,
+        attention_kwargs: dict[str, Any] | None = None,
+        callback_on_step_end: Callable[[int, int], None] | PipelineCallback | MultiPipelineCallbacks | None = None,
+        callback_on_step_end_tensor_inputs: list[str] = ["latents"],
+    ) -> T2VPipelineOutput | tuple:
+        r"""
+        Generate a video from a prompt.
+
+        Steps 1-4 (check, encode, plan) run first; steps 5-7 (noise, FIFO denoising, decoding) make one latent
+        frame at a time, the same code that `stream` runs. For long videos prefer `stream`: this call holds
+        every frame in memory.
+
+        Args:
+            prompt (`str` or `list[str]`): what the video shows.
+            negative_prompt (`str` or `list[str]`, *optional*): what guidance steers away from (default: empty).
+            num_frames (`int`, *optional*): frames to make; or give `seconds`. Default: one clip.
+            seconds (`float`, *optional*): length of the video; frames = round(seconds · fps).
+            fps (`float`, *optional*): frames per second of the result (default: the model's).
+            height, width (`int`, *optional*): size in pixels, multiples of 16 (default: the model's).
+            num_inference_steps (`int`): S, the steps every latent frame takes (and the FIFO queue's length).
+            guidance_scale (`float`): classifier-free guidance of the denoiser (off at <= 1).
+            planner_steps (`int`): denoising steps of the token planner.
+            planner_guidance_scale (`float`): classifier-free guidance of the planner (off at <= 1).
+            stitching (`str`): how clips join. "fifo": FIFO diagonal denoising, seamless, constant memory.
+                "clips": every clip made and decoded on its own (visible seams). "single": all frames in one
+                window (memory and time grow with the square of the length).
+            lookahead (`bool`): FIFO lookahead denoising, about twice the model calls.
+            generator (`torch.Generator`, *optional*): makes the call deterministic.
+            latents (`torch.Tensor`, *optional*): the starting noise of every latent frame, (B, C, L, H/8, W/8).
+            output_type (`str`): "np", "pt", "pil" or "latent".
+            return_dict (`bool`): return a [`T2VPipelineOutput`] rather than a tuple.
+            attention_kwargs (`dict`, *optional*): passed to the denoiser (LoRA scale).
+            callback_on_step_end (`Callable`, *optional*): called as `callback(pipe, step, timestep, callback_kwargs)`
+                after each step of the first window and after each FIFO iteration (then "latents" holds the frames
+                in the queue); may return replacements for the tensors.
+            callback_on_step_end_tensor_inputs (`list[str]`): tensors given to the callback.
+
+        Examples:
+        """
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}.")
+        arguments = {k: v for k, v in locals().items() if k not in ("self", "output_type", "return_dict", "__class__")}
+        stream, chunks = self._start(**arguments, decode=output_type != "latent")
+        parts = list(chunks)
+        if output_type == "latent":
+            video = torch.cat([latent for latent, _ in parts], dim=2)
+        else:
+            video = self.video_processor.postprocess_video(torch.cat([p for _, p in parts], dim=2).float(), output_type=output_type)
         if not return_dict:
-            return (video, tokens)
-        return T2VPipelineOutput(frames=video, tokens=tokens)
+            return (video, stream.tokens)
+        return T2VPipelineOutput(frames=video, tokens=stream.tokens)

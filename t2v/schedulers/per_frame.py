@@ -27,27 +27,35 @@ class PerFrameFlowMatch:
         scheduler.set_timesteps(num_inference_steps, device=device)
         self.num_steps = num_inference_steps
         self.sigmas = scheduler.sigmas.to(device=device, dtype=torch.float32)  # (S + 1,), ends at 0
-        self.timesteps = scheduler.timesteps.to(device=device, dtype=torch.float32)  # (S,)
+        timesteps = scheduler.timesteps.to(device=device, dtype=torch.float32)  # (S,)
+        self.timesteps = timesteps
+        # index S is a clean frame (sigma 0), shown to the model as timestep 0 when it is context
+        self._timesteps_with_clean = torch.cat([timesteps, timesteps.new_zeros(1)])
 
-    def _check(self, step_index: torch.Tensor) -> None:
-        if step_index.min() < 0 or step_index.max() >= self.num_steps:
-            raise ValueError(f"Step indices must lie in [0, {self.num_steps}), got {step_index.tolist()}.")
+    def _check(self, step_index: torch.Tensor, last: int) -> None:
+        if step_index.numel() and (step_index.min() < 0 or step_index.max() > last):
+            raise ValueError(f"Step indices must lie in [0, {last}], got {step_index.tolist()}.")
 
     def timesteps_at(self, step_index: torch.Tensor) -> torch.Tensor:
-        """Model timesteps for frames at these step indices (any shape of long indices)."""
-        self._check(step_index)
-        return self.timesteps[step_index]
+        """Model timesteps for frames at these step indices (any shape); index S (clean) gives timestep 0."""
+        self._check(step_index, self.num_steps)
+        return self._timesteps_with_clean[step_index]
 
     def sigmas_at(self, step_index: torch.Tensor) -> torch.Tensor:
         """Noise levels of frames at these step indices; index S is the clean end (sigma 0)."""
         return self.sigmas[step_index]
 
     def step(self, model_output: torch.Tensor, sample: torch.Tensor, step_index: torch.Tensor) -> torch.Tensor:
-        """One Euler step for latents (B, C, F, H, W) whose frame f is at step_index[f] (shape (F,))."""
-        self._check(step_index)
-        if step_index.shape != (sample.shape[2],):
-            raise ValueError(f"Expected one step index per latent frame ({sample.shape[2]}), got shape {tuple(step_index.shape)}.")
-        dt = (self.sigmas[step_index + 1] - self.sigmas[step_index]).view(1, 1, -1, 1, 1)
+        """One Euler step for latents (B, C, F, H, W) whose frame f is at step_index[f].
+
+        `step_index` is (F,), shared by the batch, or (B, F), one row per sample (FIFO windows batched).
+        """
+        self._check(step_index, self.num_steps - 1)
+        frames = sample.shape[2]
+        if step_index.shape not in ((frames,), (sample.shape[0], frames)):
+            raise ValueError(f"Expected one step index per latent frame ({frames}), got shape {tuple(step_index.shape)}.")
+        dt = self.sigmas[step_index + 1] - self.sigmas[step_index]
+        dt = dt.view(1, 1, -1, 1, 1) if step_index.ndim == 1 else dt.view(sample.shape[0], 1, frames, 1, 1)
         prev = sample.to(torch.float32) + dt * model_output.to(torch.float32)
         return prev.to(model_output.dtype)
 

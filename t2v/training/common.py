@@ -10,6 +10,7 @@ from diffusers import FlowMatchEulerDiscreteScheduler
 from diffusers.training_utils import compute_density_for_timestep_sampling
 
 from .. import T2VPipeline, default_model_path
+from ..models.vae import normalize_latents
 from ..video_io import write_video
 
 
@@ -48,10 +49,7 @@ def freeze(*modules: torch.nn.Module) -> None:
 
 def encode_latents(vae, video: torch.Tensor) -> torch.Tensor:
     """Video (B, 3, F, H, W) in [-1, 1] -> normalised latents (the posterior's mode, Wan's statistics)."""
-    raw = vae.encode(video.to(vae.dtype)).latent_dist.mode()
-    mean = torch.tensor(vae.config.latents_mean, device=raw.device, dtype=raw.dtype).view(1, -1, 1, 1, 1)
-    std = torch.tensor(vae.config.latents_std, device=raw.device, dtype=raw.dtype).view(1, -1, 1, 1, 1)
-    return (raw - mean) / std
+    return normalize_latents(vae, vae.encode(video.to(vae.dtype)).latent_dist.mode())
 
 
 def training_scheduler(pipe: T2VPipeline) -> FlowMatchEulerDiscreteScheduler:
