@@ -21,7 +21,7 @@ def seeded(seed=0):
 @pytest.mark.parametrize("output_type", ["np", "pt", "pil", "latent"])
 def test_each_output_type(pipe, fast, output_type):
     out = pipe(PROMPT, num_frames=20, output_type=output_type, generator=seeded(), **fast)
-    assert out.tokens.shape == (1, 2, 8, 32)  # 20 frames need two 17-frame clips
+    assert out.tokens.shape == (1, 2, 8, 32)  # 20 frames are 6 causal latent frames: two 5-frame clips of the plan
     if output_type == "np":
         assert out.frames.shape == (1, 20, 64, 64, 3) and out.frames.dtype == np.float32
         assert 0.0 <= out.frames.min() and out.frames.max() <= 1.0
@@ -31,7 +31,7 @@ def test_each_output_type(pipe, fast, output_type):
         assert len(out.frames) == 1 and len(out.frames[0]) == 20
         assert isinstance(out.frames[0][0], PIL.Image.Image) and out.frames[0][0].size == (64, 64)
     else:
-        assert out.frames.shape == (1, 8, 10, 8, 8)  # two clips of 5 latent frames
+        assert out.frames.shape == (1, 8, 6, 8, 8)  # 1 + ceil(19 / 4) latent frames of one causal video
 
 
 def test_seconds_fps_and_size(pipe, fast):
@@ -62,12 +62,14 @@ def test_prompt_changes_the_plan(pipe, fast):
 
 
 def test_given_latents_are_used(pipe, fast):
-    latents = torch.randn(1, 8, 5, 8, 8, generator=seeded(9))
-    a = pipe(PROMPT, num_frames=17, latents=latents, generator=seeded(1), output_type="latent", **fast)
-    b = pipe(PROMPT, num_frames=17, latents=latents.clone(), generator=seeded(1), output_type="latent", **fast)
+    latents = torch.randn(1, 8, 9, 8, 8, generator=seeded(9))
+    a = pipe(PROMPT, num_frames=33, latents=latents, generator=seeded(1), output_type="latent", **fast)
+    b = pipe(PROMPT, num_frames=33, latents=latents.clone(), generator=seeded(1), output_type="latent", **fast)
+    c = pipe(PROMPT, num_frames=33, latents=latents + 1, generator=seeded(1), output_type="latent", **fast)
     assert torch.equal(a.frames, b.frames)
+    assert not torch.equal(a.frames, c.frames)
     with pytest.raises(ValueError, match="latents must have shape"):
-        pipe(PROMPT, num_frames=17, latents=torch.randn(1, 8, 4, 8, 8), **fast)
+        pipe(PROMPT, num_frames=33, latents=torch.randn(1, 8, 5, 8, 8), **fast)
 
 
 def test_callback_on_step_end_sees_every_step(pipe, fast):
@@ -78,9 +80,10 @@ def test_callback_on_step_end_sees_every_step(pipe, fast):
         return {"latents": kwargs["latents"]}
 
     pipe(PROMPT, num_frames=20, callback_on_step_end=callback, generator=seeded(), **fast)
-    assert [s for s, _, _ in seen] == [0, 1, 2, 3]  # two clips of two steps
-    assert seen[0][1] > seen[1][1]  # timesteps fall within a clip
-    assert all(shape == (1, 8, 5, 8, 8) for _, _, shape in seen)
+    # 6 latent frames, 2 steps: two steps of the first 5-frame window, then FIFO iterations t = 5 and 6
+    assert [s for s, _, _ in seen] == [0, 1, 2, 3]
+    assert seen[0][1] > seen[1][1]  # timesteps fall within the first window
+    assert [shape for _, _, shape in seen] == [(1, 8, 5, 8, 8)] * 2 + [(1, 8, 1, 8, 8)] * 2  # then the queue: frame 5
 
 
 def test_save_load_gives_the_same_video(pipe, fast, tmp_path):

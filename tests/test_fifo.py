@@ -1,0 +1,238 @@
+"""FIFO diagonal denoising: the queue's invariants, equality with ordinary sampling, per-frame tokens, streaming."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from diffusers import FlowMatchEulerDiscreteScheduler
+
+from t2v.fifo import FIFOSampler, FIFOSchedule, denoise_window
+from t2v.models.denoiser import FrameTokenAttnProcessor, TEXT_CONTEXT_LENGTH
+from t2v.schedulers import PerFrameFlowMatch
+from t2v.video_io import VideoWriter, read_video, to_uint8
+
+PROMPT = "a blue square moves in a circle, then it turns yellow"
+CASES = [  # (latent frames L, window f, steps S, lookahead)
+    (30, 5, 25, False),
+    (30, 5, 25, True),
+    (23, 4, 12, True),
+    (17, 5, 7, False),  # S not a multiple of f: the front window reaches into frames that already left
+    (17, 5, 3, True),  # S < f
+    (5, 5, 25, False),  # one window: no FIFO iterations at all
+    (3, 5, 4, True),
+]
+
+
+def simulate(schedule: FIFOSchedule):
+    """Per frame, the levels at which it was written, and every iteration's windows."""
+    levels = {a: [] for a in range(schedule.num_frames)}
+    per_iteration = []
+    for t in schedule.iterations:
+        windows = schedule.windows(t)
+        per_iteration.append((t, windows))
+        written = [a for w in windows for a in range(w.write_start, w.write_end)]
+        assert len(written) == len(set(written)), "two windows of one iteration write the same frame"
+        for w in windows:
+            assert 0 <= w.start <= w.write_start < w.write_end <= w.end <= schedule.num_frames
+            assert w.end - w.start <= schedule.window
+            assert w.start >= t - schedule.num_steps + 1 - (schedule.window - 1) and w.end <= t + 1  # present frames only
+        for a in written:
+            levels[a].append(schedule.level(t, a))
+    return levels, per_iteration
+
+
+@pytest.mark.parametrize("L,f,S,lookahead", CASES)
+def test_every_frame_meets_every_level_once_in_order(L, f, S, lookahead):
+    schedule = FIFOSchedule(L, f, S, lookahead)
+    levels, _ = simulate(schedule)
+    for a in range(schedule.first, L):
+        assert levels[a] == list(range(S)), f"frame {a} was stepped at levels {levels[a]}"
+    for a in range(schedule.first):  # the first window is sampled normally and never rewritten
+        assert levels[a] == []
+
+
+@pytest.mark.parametrize("f,n,lookahead,calls", [(5, 5, False, 5), (4, 3, False, 3), (4, 3, True, 6), (6, 4, True, 8), (5, 5, True, 9)])
+def test_model_calls_per_output_frame(f, n, lookahead, calls):
+    """n windows per iteration once the queue is full, 2n with lookahead when f is even."""
+    schedule = FIFOSchedule(60, f, n * f, lookahead)
+    assert schedule.calls_per_frame == calls
+    _, per_iteration = simulate(schedule)
+    full = [len(w) for t, w in per_iteration if t - n * f + 1 >= f and t < 60]  # no first-window frames, no tail
+    assert full and all(c == calls for c in full)
+
+
+def _sampler(steps):
+    return PerFrameFlowMatch(FlowMatchEulerDiscreteScheduler(shift=3.0), steps)
+
+
+@pytest.mark.parametrize("L,f,S,lookahead", CASES)
+def test_sampler_takes_each_frame_through_the_schedule(L, f, S, lookahead):
+    """With velocity = timestep / 1000 every frame must end at noise + sum_i (sigma_i+1 - sigma_i) * t_i / 1000."""
+    sampler = _sampler(S)
+    calls = []
+
+    def predict(x, timesteps, frame_index):
+        calls.append(frame_index.shape[0])
+        return (timesteps / 1000.0)[:, None, :, None, None].expand_as(x).clone()
+
+    noise = {a: torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(a)) for a in range(L)}
+    frames = list(FIFOSampler(predict, sampler, f, lookahead)(noise.__getitem__, L))
+    assert len(frames) == L and all(fr.shape == (2, 3, 1, 4, 4) for fr in frames)
+    drift = float(((sampler.sigmas[1:] - sampler.sigmas[:-1]) * sampler.timesteps / 1000.0).sum())
+    for a, fr in enumerate(frames):
+        torch.testing.assert_close(fr[:, :, 0], noise[a] + drift, rtol=0, atol=1e-5)
+    schedule = FIFOSchedule(L, f, S, lookahead)
+    windows = sum(len(schedule.windows(t)) for t in schedule.iterations)
+    assert sum(calls) == S + windows  # the first window's S calls, then one per window
+
+
+def test_one_window_is_ordinary_sampling():
+    sampler = _sampler(6)
+
+    def predict(x, timesteps, frame_index):
+        return torch.sin(x * 3 + timesteps[:, None, :, None, None] / 500) + frame_index[0][None, None, :, None, None]
+
+    noise = torch.randn(1, 2, 4, 3, 3)
+    fifo = torch.cat(list(FIFOSampler(predict, sampler, 5)(lambda a: noise[:, :, a], 4)), dim=2)
+    assert torch.equal(fifo, denoise_window(predict, noise, sampler, torch.arange(4)))
+
+
+def test_pipeline_one_window_is_the_same_in_every_stitching(pipe):
+    kwargs = dict(num_frames=17, num_inference_steps=3, planner_steps=2)
+    videos = [pipe(PROMPT, stitching=s, generator=torch.Generator().manual_seed(0), **kwargs).frames for s in ("fifo", "clips", "single")]
+    assert np.array_equal(videos[0], videos[1]) and np.array_equal(videos[0], videos[2])
+
+
+def test_fifo_differs_from_independent_clips_on_long_videos(pipe):
+    kwargs = dict(num_frames=40, num_inference_steps=10, planner_steps=2)  # S = 10: lookahead windows differ
+    a = pipe(PROMPT, generator=torch.Generator().manual_seed(0), **kwargs).frames
+    b = pipe(PROMPT, stitching="clips", generator=torch.Generator().manual_seed(0), **kwargs).frames
+    c = pipe(PROMPT, lookahead=True, generator=torch.Generator().manual_seed(0), **kwargs).frames
+    assert a.shape == b.shape == c.shape == (1, 40, 64, 64, 3)
+    assert np.array_equal(a[:, :17], c[:, :17])  # the first window is ordinary sampling either way
+    assert not np.allclose(a, b) and not np.allclose(a, c)
+
+
+def test_frame_tokens_equal_shared_tokens_when_all_frames_share_a_clip(pipe):
+    attn = pipe.transformer.blocks[0].attn2
+    processor = FrameTokenAttnProcessor(8)
+    hidden = torch.randn(2, 3 * 16, attn.inner_dim if hasattr(attn, "inner_dim") else 64)
+    text = torch.randn(2, TEXT_CONTEXT_LENGTH, 64)
+    tokens = torch.randn(2, 8, 64)
+    with torch.no_grad():
+        shared = processor(attn, hidden, torch.cat([tokens, text], 1))
+        per_frame = processor(attn, hidden, torch.cat([tokens.repeat(1, 3, 1), text], 1))
+        torch.testing.assert_close(per_frame, shared, rtol=1e-5, atol=1e-6)
+        # frame 2 alone gets other tokens: only its 16 queries change
+        other = processor(attn, hidden, torch.cat([tokens, tokens, torch.randn(2, 8, 64), text], 1))
+    torch.testing.assert_close(other[:, :32], shared[:, :32], rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(other[:, 32:], shared[:, 32:])
+    with pytest.raises(ValueError, match="8 per latent frame"):
+        processor(attn, hidden, torch.cat([torch.randn(2, 20, 64), text], 1))
+
+
+def test_stream_equals_call_and_runs_without_autograd(pipe, fast):
+    grad = []
+    stream = pipe.stream(PROMPT, num_frames=30, generator=torch.Generator().manual_seed(1),
+                         callback_on_step_end=lambda p, i, t, kw: grad.append(torch.is_grad_enabled()), **fast)
+    chunks = list(stream)
+    assert [c.shape[1] for c in chunks] == [1, 4, 4, 4, 4, 4, 4, 4, 1]  # one latent frame each, cut at 30
+    assert stream.num_frames == 30 and stream.fps == 8 and stream.tokens.shape == (1, 2, 8, 32)
+    full = pipe(PROMPT, num_frames=30, generator=torch.Generator().manual_seed(1), **fast).frames
+    assert np.array_equal(np.concatenate(chunks, axis=1), full)
+    assert grad and not any(grad)  # no autograd graph may grow with the video
+
+
+def test_streamed_file_reads_back_as_the_frames(pipe, fast, tmp_path):
+    stream = pipe.stream(PROMPT, num_frames=45, generator=torch.Generator().manual_seed(2), **fast)
+    kept = []
+    with VideoWriter(tmp_path / "v.mp4", stream.fps) as writer:
+        for chunk in stream:
+            writer.append(to_uint8(chunk[0]))
+            kept.append(to_uint8(chunk[0]))
+    frames, fps = read_video(tmp_path / "v.mp4")
+    expected = np.concatenate(kept)
+    assert frames.shape == expected.shape == (45, 64, 64, 3) and fps == 8
+    assert np.abs(frames.astype(float) - expected).mean() < 12  # lossy H.264 of noisy random-weight frames
+
+
+def _wait_for(predicate, timeout):
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_ctrl_c_leaves_a_playable_video(tmp_path):
+    out = tmp_path / "long.mp4"
+    partial = tmp_path / ".long.partial.mp4"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "t2v.cli", "generate", PROMPT, "--seconds", "120", "--steps", "10", "-o", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+    )
+    try:
+        assert _wait_for(lambda: partial.exists() and partial.stat().st_size > 2000, 120), "no frames were written"
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted; wrote the first" in err and "Traceback" not in err
+    assert out.exists() and not partial.exists()
+    frames, fps = read_video(out)
+    assert 0 < len(frames) < 960 and frames.shape[1:] == (64, 64, 3) and fps == 8
+
+
+DISTRIBUTED = """
+import sys, numpy as np, torch, torch.distributed as dist
+from t2v import T2VPipeline, default_model_path
+dist.init_process_group("gloo")
+pipe = T2VPipeline.from_pretrained(default_model_path()); pipe.set_progress_bar_config(disable=True)
+frames = pipe(sys.argv[2], num_frames=48, num_inference_steps=10, planner_steps=2, lookahead=True,
+              generator=torch.Generator().manual_seed(3)).frames
+np.save(f"{sys.argv[1]}/rank{dist.get_rank()}.npy", frames)
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_make_the_same_video_as_one(pipe, tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(DISTRIBUTED)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533", str(script), str(tmp_path), PROMPT]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    single = pipe(PROMPT, num_frames=48, num_inference_steps=10, planner_steps=2, lookahead=True,
+                  generator=torch.Generator().manual_seed(3)).frames
+    rank0, rank1 = np.load(tmp_path / "rank0.npy"), np.load(tmp_path / "rank1.npy")
+    assert np.array_equal(rank0, rank1)  # every rank ends with the same video
+    np.testing.assert_allclose(rank0, single, atol=1e-4)  # windows batched differently: float rounding only
+
+
+PEAK = """
+import resource, sys, torch
+from t2v import T2VPipeline, default_model_path
+pipe = T2VPipeline.from_pretrained(default_model_path()); pipe.set_progress_bar_config(disable=True)
+for chunk in pipe.stream(sys.argv[2], seconds=float(sys.argv[1]), num_inference_steps=10, planner_steps=5,
+                         generator=torch.Generator().manual_seed(0)):
+    pass
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+@pytest.mark.slow
+def test_memory_does_not_grow_with_length():
+    def peak(seconds):
+        run = subprocess.run([sys.executable, "-c", PEAK, str(seconds), PROMPT], check=True, capture_output=True, text=True, timeout=900)
+        return int(run.stdout.split()[-1])
+
+    short, long = peak(10), peak(120)
+    assert long / short <= 1.05, f"peak RSS {short} kB at 10 s but {long} kB at 120 s"
