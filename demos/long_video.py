@@ -1,0 +1,75 @@
+"""A minute (or an hour) from one prompt, written to disk as it is made, in constant memory.
+
+    python demos/long_video.py "a blue square moves in a circle, then it turns yellow" --seconds 60 -o long.mp4
+
+The planner plans every clip of the whole video first; FIFO diagonal denoising then renders it
+frame after frame and the causal VAE decodes each frame as it leaves the queue, so the progress bar
+counts seconds of video. Ctrl-C stops it and keeps what was made as a playable file.
+
+The windows of one FIFO iteration are independent, so several processes can share them: under
+`accelerate launch --num_processes 2 demos/long_video.py ...` (or torchrun) every process computes
+its share of the windows, all end with the same video, and the first process writes the file.
+"""
+
+import argparse
+import os
+import sys
+
+import torch
+
+from t2v import T2VPipeline, default_model_path
+from t2v.video_io import VideoWriter, check_output_path, to_uint8
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("prompt")
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of the video (default: 60)")
+    parser.add_argument("-o", "--output", default="long_video.mp4", help="an .mp4, .webm or .gif file")
+    parser.add_argument("--model", default=None, help="a t2v model folder (default: the packaged model)")
+    parser.add_argument("--steps", type=int, default=25, help="denoising steps, also the FIFO queue's length")
+    parser.add_argument("--lookahead", action="store_true", help="lookahead denoising (about twice the model calls)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if args.seconds <= 0:
+        parser.error("--seconds must be more than 0.")
+    try:
+        output = check_output_path(args.output)
+    except ValueError as err:
+        parser.error(str(err))
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by accelerate or torchrun: share the windows
+        from accelerate import PartialState
+
+        state = PartialState()
+        device, main_process = state.device, state.is_main_process
+    else:
+        device, main_process = torch.device("cuda" if torch.cuda.is_available() else "cpu"), True
+
+    pipe = T2VPipeline.from_pretrained(args.model or default_model_path()).to(device)
+    pipe.set_progress_bar_config(disable=not main_process)
+    stream = pipe.stream(
+        args.prompt,
+        seconds=args.seconds,
+        num_inference_steps=args.steps,
+        lookahead=args.lookahead,
+        generator=torch.Generator(device).manual_seed(args.seed),  # the same on every process
+    )
+    if not main_process:
+        for _ in stream:  # take part in every FIFO iteration; the first process writes
+            pass
+        return 0
+    with VideoWriter(output, stream.fps) as writer:
+        try:
+            for frames in stream:
+                writer.append(to_uint8(frames[0]))
+        except KeyboardInterrupt:
+            if not writer.frames_written:
+                raise
+            print(f"\ninterrupted: kept the first {writer.frames_written / stream.fps:.1f} s", file=sys.stderr)
+    print(f"wrote {output}: {writer.frames_written} frames, {writer.frames_written / stream.fps:.1f} s at {stream.fps:g} fps")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
