@@ -2,9 +2,12 @@
 
 The TokensGen recipe (Ouyang et al., 2025) as a diffusers pipeline: a text encoder reads the prompt;
 the planner (T2To) generates the condensed tokens of every clip in one token-diffusion pass; the
-denoiser (To2V) renders each clip from the text and that clip's tokens; the 3D causal VAE decodes.
-Clips are rendered one after another here; FIFO diagonal denoising (which removes the seams between
-them) replaces step 6 of `__call__` without changing the steps around it.
+denoiser (To2V) renders the video from the text and the tokens, and the 3D causal VAE decodes.
+
+The video is one causal latent sequence; clip c of the plan covers latent frames [c·f, (c+1)·f).
+FIFO diagonal denoising (`t2v/fifo.py`) renders it window by window, every latent frame following
+its own clip's tokens, and each latent frame is decoded as it leaves the queue: `stream` yields the
+frames in constant memory, and `__call__` gathers the same frames into one array.
 """
 
 import json
@@ -328,7 +331,7 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         return torch.stack([self.video_tokenizer(clip.to(self.video_tokenizer.dtype)) for clip in clips], dim=1)
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
-        """Normalised latents of one clip -> video (B, 3, frames, H, W) in [-1, 1] (Wan's latent statistics)."""
+        """Normalised latents (B, C, F, H, W) of one causal video (output_type="latent") -> video (B, 3, frames, H, W) in [-1, 1]."""
         return StreamingDecoder(self.vae).decode(latents)
 
     @property
@@ -448,7 +451,7 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
 
         chunks = self._render(
             tokens, prompt_embeds, negative_prompt_embeds, latent_shape, num_frames, float(fps), num_inference_steps,
-            stitching, lookahead, generator, latents, attention_kwargs, callback_on_step_end,
+            guidance_scale, stitching, lookahead, generator, latents, attention_kwargs, callback_on_step_end,
             callback_on_step_end_tensor_inputs, decode,
         )
         stream = T2VStream(tokens=tokens.float().cpu(), num_frames=num_frames, fps=float(fps), chunks=None)
@@ -457,7 +460,7 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
 
     @torch.no_grad()  # on a generator function, torch enters and leaves no_grad around every resumption
     def _render(self, tokens, prompt_embeds, negative_prompt_embeds, latent_shape, num_frames, fps, num_inference_steps,
-                stitching, lookahead, generator, latents, attention_kwargs, callback_on_step_end, callback_inputs, decode):
+                guidance_scale, stitching, lookahead, generator, latents, attention_kwargs, callback_on_step_end, callback_inputs, decode):
         """Steps 5-7: noise, denoising and decoding, one latent frame at a time; yields (latent frame, pixels)."""
         device, dtype = self._execution_device, self.transformer.dtype
         window = self.latent_frames_per_clip
@@ -478,14 +481,14 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
                 frame_tokens = tokens[:, clips[0, 0]].repeat(windows, 1, 1)
             else:  # K tokens per latent frame (FrameTokenAttnProcessor)
                 frame_tokens = tokens[:, clips].transpose(0, 1).flatten(0, 1).flatten(1, 2)
-            negative = cond["negative_prompt_embeds"] if self.do_classifier_free_guidance else None
+            negative = cond["negative_prompt_embeds"] if guidance_scale > 1.0 else None
             return self._guided(
                 self.transformer,
                 x,
                 expand_frame_timesteps(timesteps, x.shape, self.transformer.config.patch_size),
                 cond["prompt_embeds"].repeat(windows, 1, 1),
                 None if negative is None else negative.repeat(windows, 1, 1),
-                self._guidance_scale,
+                guidance_scale,
                 encoder_hidden_states_image=frame_tokens,
                 attention_kwargs=attention_kwargs,
             )
