@@ -163,9 +163,9 @@ class FIFOSampler:
             latents.update(written)
 
             if on_step is not None:
-                queue = [a for a in range(max(t - S + 1, first), min(t + 1, num_frames))]
-                new = on_step(S + t - first, self.sampler.timesteps_at(torch.tensor([schedule.level(t, min(t, num_frames - 1))]))[0],
-                              torch.stack([latents[a] for a in queue], dim=2))
+                queue = list(range(max(t - S + 1, first), min(t + 1, num_frames)))
+                newest = self.sampler.timesteps_at(torch.tensor(schedule.level(t, queue[-1])))
+                new = on_step(S + t - first, newest, torch.stack([latents[a] for a in queue], dim=2))
                 latents.update(zip(queue, new.unbind(2)))
 
             done = t - S + 1
@@ -193,7 +193,7 @@ class FIFOSampler:
             for i, w in enumerate(group):
                 part = stepped[i * batch : (i + 1) * batch]
                 for a in range(w.write_start, w.write_end):
-                    written[a] = part[:, :, a - w.start]
+                    written[a] = part[:, :, a - w.start].clone()  # not a view: the batch tensor can go
         return written
 
     def _share(self, written: dict[int, torch.Tensor], windows: list[Window], t: int, frame) -> dict[int, torch.Tensor]:
