@@ -516,7 +516,7 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
 
         # 7. Decode each latent frame as it leaves (the causal VAE's cache carries the video on)
         made, decoder, clip = 0, StreamingDecoder(self.vae), 0
-        with self._bar(round(num_frames / fps, 2), "rendering", unit="s", bar_format=RENDER_BAR) as bar:
+        with self._bar(num_frames, "rendering", unit="s", unit_scale=1.0 / fps, bar_format=RENDER_BAR) as bar:
             for c, latent in frames:
                 if self.interrupt or made >= num_frames:
                     break
@@ -527,7 +527,7 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
                     decoder, clip = StreamingDecoder(self.vae), c
                 pixels = decoder.decode(latent)[:, :, : num_frames - made]
                 made += pixels.shape[2]
-                bar.update(round(pixels.shape[2] / fps, 2))
+                bar.update(pixels.shape[2])  # counted in frames, shown in seconds of video
                 yield latent, pixels
         self.maybe_free_model_hooks()
 
