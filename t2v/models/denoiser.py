@@ -68,13 +68,13 @@ class FrameTokenAttnProcessor(WanAttnProcessor):
         if encoder_hidden_states is not None and attn.add_k_proj is not None:
             image_tokens = encoder_hidden_states.shape[1] - TEXT_CONTEXT_LENGTH
         groups = image_tokens // self.tokens_per_frame
-        if groups <= 1:
-            return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, rotary_emb)
-        if image_tokens % self.tokens_per_frame or hidden_states.shape[1] % groups:
+        if image_tokens % self.tokens_per_frame or (groups > 1 and hidden_states.shape[1] % groups):
             raise ValueError(
                 f"Per-frame tokens must be {self.tokens_per_frame} per latent frame for {hidden_states.shape[1]} "
                 f"video tokens, got {image_tokens}."
             )
+        if groups <= 1:
+            return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, rotary_emb)
         batch = hidden_states.shape[0]
         image, text = encoder_hidden_states[:, :image_tokens], encoder_hidden_states[:, image_tokens:]
 

@@ -464,7 +464,7 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         """Steps 5-7: noise, denoising and decoding, one latent frame at a time; yields (latent frame, pixels)."""
         device, dtype = self._execution_device, self.transformer.dtype
         window = self.latent_frames_per_clip
-        batch_size, num_latent_frames = latent_shape[0], latent_shape[2]
+        num_latent_frames = latent_shape[2]
         cond = {"prompt_embeds": prompt_embeds, "negative_prompt_embeds": negative_prompt_embeds}
 
         # 5. Starting noise, drawn frame by frame as frames join (or read from the latents given)
@@ -501,7 +501,8 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             cond.update({k: v for k, v in outputs.items() if k in cond})
             return outputs.get("latents", x)
 
-        sampler = PerFrameFlowMatch(self.scheduler, num_inference_steps, device)
+        # a copy of the scheduler, so that streams made from one pipeline do not share its state
+        sampler = PerFrameFlowMatch(FlowMatchEulerDiscreteScheduler.from_config(self.scheduler.config), num_inference_steps, device)
         if stitching == "clips":
             def clip_frames():
                 for c in range(num_latent_frames // window):
