@@ -1,0 +1,77 @@
+"""Block-sparse attention on any device: each query tile attends its selected key blocks through dense SDPA.
+
+Sparse VideoGen 2 and PAROAttention reorder tokens so that a few key blocks hold most of each
+query block's attention, then attend only those. Here every query tile (a run of `query_tile`
+queries) attends a fixed number S of key blocks (runs of `key_block` keys): their keys and values are
+gathered into one contiguous (B, H, S·key_block, d) tensor and the tile goes through
+`torch.nn.functional.scaled_dot_product_attention`, so the fused dense kernels of the device do the
+work. The cost is density × dense plus a gather of density·N²·d / query_tile elements.
+
+On a 2-core CPU the shape matters more than the arithmetic: 4-D calls with query tiles of 512 or more
+run near dense SDPA's speed per element, while one call per 64-query block, or 5-D batched calls,
+are slower than dense attention altogether (benchmarks/sparse_kernel.py measures it).
+"""
+
+import torch
+import torch.nn.functional as F
+
+
+def block_sparse_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    kv_blocks: torch.Tensor,
+    query_tile: int,
+    key_block: int,
+    num_keys: int | None = None,
+) -> torch.Tensor:
+    """Attention of every query tile over its selected key blocks.
+
+    Args:
+        query, key, value: (B, H, N, d); N a multiple of `query_tile` and of `key_block` (pad first).
+        kv_blocks: (B, H, N / query_tile, S) long, the key blocks each query tile attends, without repeats.
+        query_tile, key_block: tokens per query tile and per key block.
+        num_keys: keys at positions >= num_keys are padding and never attended (default: none are).
+
+    Returns:
+        (B, H, N, d) in the order of `query`.
+    """
+    batch, heads, length, dim = query.shape
+    tiles, selected = length // query_tile, kv_blocks.shape[-1]
+    if length % query_tile or length % key_block or tuple(kv_blocks.shape[:3]) != (batch, heads, tiles):
+        raise ValueError(
+            f"Expected N ({length}) to be a multiple of {query_tile} and {key_block}, and kv_blocks shaped "
+            f"{(batch, heads, tiles, selected)}, got {tuple(kv_blocks.shape)}."
+        )
+    k = key.view(batch, heads, length // key_block, key_block, dim)
+    v = value.view(batch, heads, length // key_block, key_block, dim)
+    b = torch.arange(batch, device=query.device).view(-1, 1, 1)
+    h = torch.arange(heads, device=query.device).view(1, -1, 1)
+    padded_block = None if num_keys is None or num_keys >= length else num_keys // key_block
+    out = torch.empty_like(query)
+    for t in range(tiles):
+        idx = kv_blocks[:, :, t]  # (B, H, S)
+        k_sel, v_sel = k[b, h, idx].flatten(2, 3), v[b, h, idx].flatten(2, 3)  # (B, H, S·block, d), 4-D on purpose
+        mask = None
+        if padded_block is not None and bool((idx >= padded_block).any()):
+            positions = (idx.unsqueeze(-1) * key_block + torch.arange(key_block, device=idx.device)).flatten(2, 3)
+            mask = (positions < num_keys).unsqueeze(-2)  # (B, H, 1, S·block)
+        rows = slice(t * query_tile, (t + 1) * query_tile)
+        out[:, :, rows] = F.scaled_dot_product_attention(query[:, :, rows], k_sel, v_sel, attn_mask=mask)
+    return out
+
+
+def dense_block_mask(kv_blocks: torch.Tensor, num_key_blocks: int) -> torch.Tensor:
+    """(B, H, tiles, S) selected key blocks -> (B, H, tiles, num_key_blocks) boolean block mask."""
+    mask = torch.zeros(*kv_blocks.shape[:3], num_key_blocks, dtype=torch.bool, device=kv_blocks.device)
+    return mask.scatter_(-1, kv_blocks, True)
+
+
+def masked_dense_attention(query, key, value, kv_blocks, query_tile, key_block, num_keys=None) -> torch.Tensor:
+    """The same result as `block_sparse_attention` from dense SDPA with an element mask (a reference for tests)."""
+    length = query.shape[2]
+    mask = dense_block_mask(kv_blocks, length // key_block)
+    mask = mask.repeat_interleave(query_tile, dim=2).repeat_interleave(key_block, dim=3)
+    if num_keys is not None:
+        mask[..., num_keys:] = False
+    return F.scaled_dot_product_attention(query, key, value, attn_mask=mask)
