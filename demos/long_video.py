@@ -18,7 +18,7 @@ import sys
 import torch
 
 from t2v import T2VPipeline, default_model_path
-from t2v.video_io import VideoWriter, check_output_path, to_uint8
+from t2v.video_io import check_output_path, write_frames
 
 
 def main() -> int:
@@ -59,15 +59,10 @@ def main() -> int:
         for _ in stream:  # take part in every FIFO iteration; the first process writes
             pass
         return 0
-    with VideoWriter(output, stream.fps) as writer:
-        try:
-            for frames in stream:
-                writer.append(to_uint8(frames[0]))
-        except KeyboardInterrupt:
-            if not writer.frames_written:
-                raise
-            print(f"\ninterrupted: kept the first {writer.frames_written / stream.fps:.1f} s", file=sys.stderr)
-    print(f"wrote {output}: {writer.frames_written} frames, {writer.frames_written / stream.fps:.1f} s at {stream.fps:g} fps")
+    written, interrupted = write_frames((chunk[0] for chunk in stream), output, stream.fps)
+    if interrupted:
+        print(f"\ninterrupted: kept the first {written / stream.fps:.1f} s", file=sys.stderr)
+    print(f"wrote {output}: {written} frames, {written / stream.fps:.1f} s at {stream.fps:g} fps")
     return 0
 
 

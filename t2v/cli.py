@@ -117,7 +117,7 @@ def _resolve_device(name: str) -> str:
 def cmd_generate(args) -> int:
     import torch
 
-    from .video_io import VideoWriter, check_output_path, to_uint8
+    from .video_io import check_output_path, write_frames
 
     if not args.prompt.strip():
         raise UsageError("The prompt is empty; describe the video you want.")
@@ -142,22 +142,12 @@ def cmd_generate(args) -> int:
         generator=torch.Generator(device).manual_seed(args.seed),
     )
     # frames go to the file as they are made; Ctrl-C keeps what was made as a playable video
-    with VideoWriter(output, stream.fps) as writer:
-        try:
-            for frames in stream:
-                writer.append(to_uint8(frames[0]))
-        except KeyboardInterrupt:
-            if not writer.frames_written:
-                raise
-            print(f"\nt2v: interrupted; wrote the first {writer.frames_written / stream.fps:.1f} s "
-                  f"({writer.frames_written} frames) to {output}", file=sys.stderr)
-            interrupted = True
-        else:
-            interrupted = False
+    written, interrupted = write_frames((chunk[0] for chunk in stream), output, stream.fps)
     if interrupted:
+        print(f"\nt2v: interrupted; wrote the first {written / stream.fps:.1f} s ({written} frames) to {output}", file=sys.stderr)
         return 130
-    height, width = frames.shape[2:4]
-    print(f"wrote {output} ({writer.frames_written} frames, {width}x{height}, {stream.fps:g} fps)")
+    height, width = args.height or pipe.config.height, args.width or pipe.config.width
+    print(f"wrote {output} ({written} frames, {width}x{height}, {stream.fps:g} fps)")
     return 0
 
 

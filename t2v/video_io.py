@@ -84,6 +84,23 @@ class VideoWriter:
             self.abort()
 
 
+def write_frames(frames, path: str | os.PathLike, fps: float) -> tuple[int, bool]:
+    """Write an iterable of float frame chunks (n, H, W, 3) in [0, 1] to `path` as they come.
+
+    Returns (frames written, interrupted). Ctrl-C after the first frame keeps the file, playable, with
+    what was written; before it, KeyboardInterrupt propagates and no file is left.
+    """
+    with VideoWriter(path, fps) as writer:
+        try:
+            for chunk in frames:
+                writer.append(to_uint8(chunk))
+        except KeyboardInterrupt:
+            if not writer.frames_written:
+                raise
+            return writer.frames_written, True
+    return writer.frames_written, False
+
+
 def to_uint8(frames: np.ndarray) -> np.ndarray:
     """Float frames in [0, 1] -> uint8."""
     return (np.clip(frames, 0.0, 1.0) * 255.0).round().astype(np.uint8)

@@ -454,9 +454,8 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             guidance_scale, stitching, lookahead, generator, latents, attention_kwargs, callback_on_step_end,
             callback_on_step_end_tensor_inputs, decode,
         )
-        stream = T2VStream(tokens=tokens.float().cpu(), num_frames=num_frames, fps=float(fps), chunks=None)
-        stream.chunks = (self.video_processor.postprocess_video(pixels.float(), output_type="np") for _, pixels in chunks)
-        return stream, chunks
+        frames = (self.video_processor.postprocess_video(pixels.float(), output_type="np") for _, pixels in chunks)
+        return T2VStream(tokens=tokens.float().cpu(), num_frames=num_frames, fps=float(fps), chunks=frames), chunks
 
     @torch.no_grad()  # on a generator function, torch enters and leaves no_grad around every resumption
     def _render(self, tokens, prompt_embeds, negative_prompt_embeds, latent_shape, num_frames, fps, num_inference_steps,
