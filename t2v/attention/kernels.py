@@ -24,6 +24,7 @@ def block_sparse_attention(
     query_tile: int,
     key_block: int,
     num_keys: int | None = None,
+    counts: list[int] | None = None,
 ) -> torch.Tensor:
     """Attention of every query tile over its selected key blocks.
 
@@ -32,6 +33,7 @@ def block_sparse_attention(
         kv_blocks: (B, H, N / query_tile, S) long, the key blocks each query tile attends, without repeats.
         query_tile, key_block: tokens per query tile and per key block.
         num_keys: keys at positions >= num_keys are padding and never attended (default: none are).
+        counts: per query tile, how many of its S selected blocks to use, the first ones (default: all S).
 
     Returns:
         (B, H, N, d) in the order of `query`.
@@ -50,7 +52,7 @@ def block_sparse_attention(
     padded_block = None if num_keys is None or num_keys >= length else num_keys // key_block
     out = torch.empty_like(query)
     for t in range(tiles):
-        idx = kv_blocks[:, :, t]  # (B, H, S)
+        idx = kv_blocks[:, :, t] if counts is None else kv_blocks[:, :, t, : counts[t]]  # (B, H, S)
         k_sel, v_sel = k[b, h, idx].flatten(2, 3), v[b, h, idx].flatten(2, 3)  # (B, H, S·block, d), 4-D on purpose
         mask = None
         if padded_block is not None and bool((idx >= padded_block).any()):
@@ -61,16 +63,66 @@ def block_sparse_attention(
     return out
 
 
-def dense_block_mask(kv_blocks: torch.Tensor, num_key_blocks: int) -> torch.Tensor:
+_compiled_flex = None
+
+
+def flex_block_sparse_attention(query, key, value, kv_blocks, query_tile, key_block, num_keys=None, counts=None):
+    """The same attention as `block_sparse_attention` through PyTorch FlexAttention (compiled once per process).
+
+    Meant for CUDA, where FlexAttention's fused kernel skips the unselected blocks without a gather. The
+    block mask is built with `BlockMask.from_kv_blocks` from the same selection; query tiles are split into
+    rows of 128 queries, FlexAttention's native block height. Shapes that stay the same between calls (a
+    fixed FIFO window) compile once; each new (B, H, N) compiles once more.
+    """
+    from torch.nn.attention.flex_attention import BlockMask, flex_attention
+
+    global _compiled_flex
+    if _compiled_flex is None:
+        _compiled_flex = torch.compile(flex_attention, dynamic=False)
+    batch, heads, length, _ = query.shape
+    tiles, key_blocks = length // query_tile, length // key_block
+    rows = query_tile // 128 if query_tile % 128 == 0 else 1
+    row_height = query_tile // rows
+    selected = kv_blocks.shape[-1]
+    num = torch.full((batch, heads, tiles), selected, dtype=torch.int32, device=query.device)
+    if counts is not None:
+        num = num.new_tensor(counts).expand(batch, heads, tiles).contiguous()
+    # FlexAttention wants every key block listed per row: the selected ones first, the rest are ignored
+    rest = torch.ones(batch, heads, tiles, key_blocks, dtype=torch.bool, device=query.device)
+    rest.scatter_(-1, kv_blocks, False)
+    order = torch.cat([kv_blocks, rest.nonzero()[:, -1].view(batch, heads, tiles, -1)], dim=-1)
+    mask_mod = None
+    if num_keys is not None and num_keys < length:
+        mask_mod = lambda b, h, q_idx, kv_idx: kv_idx < num_keys  # noqa: E731
+    block_mask = BlockMask.from_kv_blocks(
+        num.repeat_interleave(rows, dim=2),
+        order.to(torch.int32).repeat_interleave(rows, dim=2),
+        BLOCK_SIZE=(row_height, key_block),
+        mask_mod=mask_mod,
+        seq_lengths=(length, length),
+    )
+    return _compiled_flex(query, key, value, block_mask=block_mask)
+
+
+def sparse_attention(query, key, value, kv_blocks, query_tile, key_block, num_keys=None, counts=None):
+    """Block-sparse attention with the kernel that suits the device: FlexAttention on CUDA, the gather elsewhere."""
+    kernel = flex_block_sparse_attention if query.is_cuda else block_sparse_attention
+    return kernel(query, key, value, kv_blocks, query_tile, key_block, num_keys=num_keys, counts=counts)
+
+
+def dense_block_mask(kv_blocks: torch.Tensor, num_key_blocks: int, counts: list[int] | None = None) -> torch.Tensor:
     """(B, H, tiles, S) selected key blocks -> (B, H, tiles, num_key_blocks) boolean block mask."""
+    if counts is not None:
+        used = torch.arange(kv_blocks.shape[-1], device=kv_blocks.device) < kv_blocks.new_tensor(counts)[:, None]
+        kv_blocks = torch.where(used, kv_blocks, kv_blocks[..., :1])  # unused columns repeat the first block
     mask = torch.zeros(*kv_blocks.shape[:3], num_key_blocks, dtype=torch.bool, device=kv_blocks.device)
     return mask.scatter_(-1, kv_blocks, True)
 
 
-def masked_dense_attention(query, key, value, kv_blocks, query_tile, key_block, num_keys=None) -> torch.Tensor:
+def masked_dense_attention(query, key, value, kv_blocks, query_tile, key_block, num_keys=None, counts=None):
     """The same result as `block_sparse_attention` from dense SDPA with an element mask (a reference for tests)."""
     length = query.shape[2]
-    mask = dense_block_mask(kv_blocks, length // key_block)
+    mask = dense_block_mask(kv_blocks, length // key_block, counts)
     mask = mask.repeat_interleave(query_tile, dim=2).repeat_interleave(key_block, dim=3)
     if num_keys is not None:
         mask[..., num_keys:] = False
