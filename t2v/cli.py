@@ -1,5 +1,6 @@
 """The `t2v` command line: `t2v generate PROMPT` writes a video, `t2v info` describes a model,
-`t2v data shapes` writes a Shapes-world training folder.
+`t2v data shapes` writes a Shapes-world training folder, `t2v calibrate-attention` makes the plan of
+paro sparse attention.
 
 Every mistake in the input ends the command with one line on stderr and a non-zero exit, and never
 leaves an output file behind (set T2V_DEBUG=1 to see the traceback of an unexpected error).
@@ -67,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="how clips join: fifo (seamless, constant memory), clips (each on its own, with seams), "
                           "single (one window, memory grows with length) (default: fifo)")
     gen.add_argument("--lookahead", action="store_true", help="FIFO lookahead denoising: smoother, about twice as slow")
+    gen.add_argument("--attention", choices=["dense", "semantic", "paro"], default="dense",
+                     help="denoiser self-attention: dense, semantic (sparse, k-means reordered) or paro (sparse, "
+                          "needs `t2v calibrate-attention` first) (default: dense)")
+    gen.add_argument("--attention-density", type=_checked("--attention-density"), default=0.25,
+                     help="share of key blocks sparse attention keeps, at most 1 (default: 0.25)")
     gen.add_argument("--seed", type=int, default=0, help="random seed; the same seed on the same device gives the same video (default: 0)")
     gen.add_argument("--model", help="a t2v model folder (default: the model shipped with t2v)")
     gen.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run (default: auto, a GPU if there is one)")
@@ -80,6 +86,20 @@ def build_parser() -> argparse.ArgumentParser:
     shapes.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same folder (default: 0)")
     shapes.add_argument("--max-changes", type=int, default=2, help="most changes per caption, e.g. 'then it turns blue' (default: 2)")
     shapes.add_argument("--include-held-out", action="store_true", help="also use the held-out color-shape pairs")
+
+    cal = sub.add_parser("calibrate-attention", help="calibrate paro sparse attention for a model",
+                         description="Record dense attention on a few prompts and save the paro attention plan "
+                                     "(per head an axis order and block masses) beside the model's denoiser.")
+    cal.add_argument("--model", help="a t2v model folder (default: the model shipped with t2v)")
+    cal.add_argument("--prompts", required=True, help="a text file with one prompt per line")
+    cal.add_argument("--out", help="where to save the plan (default: MODEL/transformer/attention_plan.safetensors)")
+    cal.add_argument("--density", type=_checked("--density"), default=0.25, help="the density the axis orders are chosen for (default: 0.25)")
+    cal.add_argument("--seconds", type=_checked("--seconds"), default=4.0, help="length of each calibration video (default: 4)")
+    cal.add_argument("--steps", type=_checked("--steps", integer=True), default=10, help="denoising steps per video (default: 10)")
+    cal.add_argument("--query-tile", type=_checked("--query-tile", integer=True), default=512, help="queries per tile (default: 512)")
+    cal.add_argument("--key-block", type=_checked("--key-block", integer=True), default=64, help="keys per block (default: 64)")
+    cal.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    cal.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run (default: auto)")
 
     info = sub.add_parser("info", help="describe a model", description="Print a model's components, sizes and training.")
     info.add_argument("--model", help="a t2v model folder (default: the model shipped with t2v)")
@@ -123,7 +143,11 @@ def cmd_generate(args) -> int:
         raise UsageError("The prompt is empty; describe the video you want.")
     output = check_output_path(args.output or default_output_name(args.prompt))
     device = _resolve_device(args.device)
+    if args.attention_density > 1:
+        raise UsageError(f"--attention-density must be at most 1, got {args.attention_density:g}.")
     pipe = _load(args.model, device)
+    if args.attention != "dense":
+        pipe.enable_sparse_attention(args.attention_density, args.attention)
     seconds = args.seconds if args.frames is None and args.seconds is not None else (None if args.frames else 4.0)
     stream = pipe.stream(
         args.prompt,
@@ -148,6 +172,41 @@ def cmd_generate(args) -> int:
         return 130
     height, width = args.height or pipe.config.height, args.width or pipe.config.width
     print(f"wrote {output} ({written} frames, {width}x{height}, {stream.fps:g} fps)")
+    return 0
+
+
+def cmd_calibrate_attention(args) -> int:
+    import torch
+
+    from . import default_model_path
+    from .attention import PLAN_NAME, calibrate_attention
+
+    if args.density > 1:
+        raise UsageError(f"--density must be at most 1, got {args.density:g}.")
+    if args.query_tile % args.key_block:
+        raise UsageError(f"--query-tile ({args.query_tile}) must be a multiple of --key-block ({args.key_block}).")
+    try:
+        prompts = [line.strip() for line in Path(args.prompts).read_text().splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(f"Could not read --prompts {args.prompts}: {getattr(err, 'strerror', None) or err}.") from None
+    if not prompts:
+        raise UsageError(f"--prompts {args.prompts} has no prompts; write one per line.")
+    out = Path(args.out) if args.out else Path(args.model or default_model_path()) / "transformer" / PLAN_NAME
+    if not out.parent.is_dir():
+        raise UsageError(f"Cannot write {out}: the folder {out.parent} does not exist.")
+    device = _resolve_device(args.device)
+    pipe = _load(args.model, device)
+    pipe.set_progress_bar_config(disable=True)
+
+    def run():
+        for i, prompt in enumerate(prompts):
+            print(f"calibrating on prompt {i + 1}/{len(prompts)}: {prompt}", file=sys.stderr)
+            pipe(prompt, seconds=args.seconds, num_inference_steps=args.steps, output_type="latent",
+                 generator=torch.Generator(device).manual_seed(args.seed + i))
+
+    plan = calibrate_attention(pipe.transformer, run, args.density, args.query_tile, args.key_block, sink_tokens=args.key_block)
+    plan.save(out)
+    print(f"wrote {out} (token grid {plan.grid}, {len(plan.orders)} layers, axis orders chosen at density {args.density:g})")
     return 0
 
 
@@ -195,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE
-        return {"generate": cmd_generate, "info": cmd_info, "data": cmd_data}[args.command](args)
+        commands = {"generate": cmd_generate, "info": cmd_info, "data": cmd_data, "calibrate-attention": cmd_calibrate_attention}
+        return commands[args.command](args)
     except UsageError as err:
         print(f"t2v: error: {err}", file=sys.stderr)
         return EXIT_USAGE

@@ -13,6 +13,7 @@ frames in constant memory, and `__call__` gathers the same frames into one array
 import json
 import math
 import os
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -25,6 +26,7 @@ from diffusers.video_processor import VideoProcessor
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from ..attention import PLAN_NAME, disable_sparse_attention, enable_sparse_attention
 from ..fifo import FIFOSampler, denoise_window
 from ..models.denoiser import TEXT_CONTEXT_LENGTH, check_denoiser, expand_frame_timesteps, set_frame_token_attention
 from ..models.planner import check_planner, grid_to_tokens
@@ -172,6 +174,34 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
                         f"(such as {empty[0]}), so its config does not match its weights."
                     )
         return pipe
+
+    # ------------------------------------------------------------------------------------------------
+    # Attention
+
+    def enable_sparse_attention(self, density: float = 0.25, mode: str = "semantic", plan=None, **options) -> None:
+        """Sparse, reordered self-attention in the denoiser (and, in semantic mode, the planner).
+
+        See `t2v.attention.enable_sparse_attention` for `density`, `mode` and `options`. "paro" reads the
+        plan that `t2v calibrate-attention` saved beside the denoiser (`transformer/attention_plan.safetensors`)
+        unless `plan` names another. `mode="dense"` turns sparse attention off.
+        """
+        if mode == "dense":
+            return self.disable_sparse_attention()
+        if mode == "paro":
+            if plan is None:
+                folder = getattr(self.transformer.config, "_name_or_path", None)
+                if not folder:
+                    raise ValueError("paro attention needs a plan: this denoiser was not loaded from a folder, so pass plan=PATH.")
+                plan = Path(folder) / PLAN_NAME
+            enable_sparse_attention(self.transformer, density, mode, plan=plan, **options)
+            return
+        enable_sparse_attention(self.transformer, density, mode, **options)
+        enable_sparse_attention(self.planner, density, mode, **options)
+
+    def disable_sparse_attention(self) -> None:
+        """Dense self-attention everywhere again."""
+        disable_sparse_attention(self.transformer)
+        disable_sparse_attention(self.planner)
 
     # ------------------------------------------------------------------------------------------------
     # Prompt encoding
