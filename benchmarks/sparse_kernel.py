@@ -1,7 +1,8 @@
 """Block-sparse attention kernel against dense SDPA, in one run on one device.
 
 For every sequence length and density: the time of dense `scaled_dot_product_attention` and of
-`t2v.attention.kernels.block_sparse_attention` with random key-block selections of that density
+`t2v.attention.kernels.sparse_attention` (the gather into dense SDPA on CPU, compiled FlexAttention
+on CUDA) with random key-block selections of that density
 (the kernel's speed does not depend on which blocks are chosen), their ratio, and at the smallest
 length the kernel's relative L2 error against dense SDPA restricted to the same blocks. The error
 against full dense attention depends on how blocks are chosen (semantic / PARO selection), not on
@@ -19,7 +20,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from t2v.attention.kernels import block_sparse_attention, masked_dense_attention
+from t2v.attention.kernels import masked_dense_attention, sparse_attention
 
 
 def timed(fn, repeats):
@@ -61,11 +62,11 @@ def main() -> None:
         for density in args.densities:
             selected = max(1, round(density * blocks))
             kv = torch.rand(1, args.heads, tiles, blocks, generator=g, device=device).argsort(-1)[..., :selected]
-            sparse = timed(lambda: block_sparse_attention(q, k, v, kv, args.query_tile, args.key_block), args.repeats)
+            sparse = timed(lambda: sparse_attention(q, k, v, kv, args.query_tile, args.key_block), args.repeats)
             error = "-"
             if length == min(args.lengths):
                 ref = masked_dense_attention(q, k, v, kv, args.query_tile, args.key_block)
-                out = block_sparse_attention(q, k, v, kv, args.query_tile, args.key_block)
+                out = sparse_attention(q, k, v, kv, args.query_tile, args.key_block)
                 error = f"{float((out - ref).norm() / ref.norm()):.1e}"
             print(f"| {length} | {selected / blocks:.2f} | {dense:.3f} | {sparse:.3f} | {dense / sparse:.2f}x | {error} |", flush=True)
 

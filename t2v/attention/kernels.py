@@ -45,15 +45,20 @@ def block_sparse_attention(
             f"Expected N ({length}) to be a multiple of {query_tile} and {key_block}, and kv_blocks shaped "
             f"{(batch, heads, tiles, selected)}, got {tuple(kv_blocks.shape)}."
         )
-    k = key.view(batch, heads, length // key_block, key_block, dim)
-    v = value.view(batch, heads, length // key_block, key_block, dim)
-    b = torch.arange(batch, device=query.device).view(-1, 1, 1)
-    h = torch.arange(heads, device=query.device).view(1, -1, 1)
+    blocks = length // key_block
+    k = key.reshape(batch * heads * blocks, key_block, dim)
+    v = value.reshape(batch * heads * blocks, key_block, dim)
+    row = (torch.arange(batch * heads, device=query.device) * blocks).view(batch, heads, 1)
     padded_block = None if num_keys is None or num_keys >= length else num_keys // key_block
     out = torch.empty_like(query)
+    # gather buffers allocated once: fresh large allocations per tile cost more than the copy itself on CPU
+    k_buf = key.new_empty(batch * heads * selected, key_block, dim)
+    v_buf = value.new_empty(batch * heads * selected, key_block, dim)
     for t in range(tiles):
         idx = kv_blocks[:, :, t] if counts is None else kv_blocks[:, :, t, : counts[t]]  # (B, H, S)
-        k_sel, v_sel = k[b, h, idx].flatten(2, 3), v[b, h, idx].flatten(2, 3)  # (B, H, S·block, d), 4-D on purpose
+        flat = (row + idx).flatten()
+        k_sel = torch.index_select(k, 0, flat, out=k_buf[: flat.numel()]).view(batch, heads, -1, dim)  # 4-D on purpose
+        v_sel = torch.index_select(v, 0, flat, out=v_buf[: flat.numel()]).view(batch, heads, -1, dim)
         mask = None
         if padded_block is not None and bool((idx >= padded_block).any()):
             positions = (idx.unsqueeze(-1) * key_block + torch.arange(key_block, device=idx.device)).flatten(2, 3)

@@ -39,7 +39,7 @@ logger = logging.get_logger(__name__)
 
 MODES = ("semantic", "paro")
 COMMON_OPTIONS = {"query_tile": 512, "key_block": 64, "sink_tokens": 64, "dense_layers": 1, "dense_timestep": 900.0}
-SEMANTIC_OPTIONS = {"top_p": 0.9, "min_density": 0.1, "query_clusters": 32, "key_clusters": 64, "kmeans_iters": 3}
+SEMANTIC_OPTIONS = {"top_p": 0.9, "min_density": 0.1, "query_clusters": 32, "key_clusters": 64, "kmeans_iters": 1}
 
 
 @dataclass
@@ -160,7 +160,7 @@ class SparseWanAttnProcessor(WanAttnProcessor):
         else:
             q_order = k_order = self._paro_order(query.device)
         padded = math.ceil(length / o["query_tile"]) * o["query_tile"]
-        pad = lambda x: F.pad(x, (0, 0, 0, padded - length))  # noqa: E731
+        pad = lambda x: x if padded == length else F.pad(x, (0, 0, 0, padded - length))  # noqa: E731
         q, k, v = pad(permute(query, q_order)), pad(permute(key, k_order)), pad(permute(value, k_order))
         if self.mode == "semantic":
             blocks, counts = top_p_blocks(q, k, length, o["query_tile"], o["key_block"], self.density, o["top_p"], o["min_density"])
@@ -169,14 +169,14 @@ class SparseWanAttnProcessor(WanAttnProcessor):
             counts = [blocks.shape[-1]] * blocks.shape[2]
         out = sparse_attention(q, k, v, blocks, o["query_tile"], o["key_block"], num_keys=length, counts=counts)
         self.last_density = sum(counts) / (len(counts) * math.ceil(length / o["key_block"]))
-        return unpermute(out[:, :, :length], q_order).transpose(1, 2)
+        return unpermute(out if padded == length else out[:, :, :length], q_order).transpose(1, 2)
 
     def _cluster(self, x: torch.Tensor, name: str, clusters: int) -> torch.Tensor:
         clusters = min(clusters, x.shape[2])
         previous = self._centroids.get(name)
         warm = previous is not None and previous.shape == (*x.shape[:2], clusters, x.shape[3])
         start = previous.to(x.device) if warm else initial_centroids(x, clusters)
-        iters = self.options["kmeans_iters"] * (1 if warm else 2)
+        iters = self.options["kmeans_iters"] * (1 if warm else 3)
         labels, self._centroids[name] = kmeans(x, start, iters)
         return cluster_order(labels, clusters, self.options["sink_tokens"])
 

@@ -56,19 +56,19 @@ def _sink_first(order: torch.Tensor, sink_tokens: int) -> torch.Tensor:
 def kmeans(x: torch.Tensor, centroids: torch.Tensor, iters: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Lloyd's k-means, batched over (B, H): x (B, H, N, d), centroids (B, H, C, d) -> labels (B, H, N), centroids.
 
-    A cluster that loses all its points keeps its old centroid.
+    `iters` rounds of assignment and update; the labels are those of the last assignment and the
+    centroids those of the last update (the warm start of the next call). A cluster that loses all its
+    points keeps its old centroid.
     """
     x = x.float()
     centroids = centroids.float()
-    x_sq = x.square().sum(-1, keepdim=True)
-    for _ in range(iters):
-        distance = x_sq - 2 * x @ centroids.transpose(-1, -2) + centroids.square().sum(-1).unsqueeze(-2)
-        labels = distance.argmin(-1)
-        sums = torch.zeros_like(centroids).scatter_add_(2, labels.unsqueeze(-1).expand_as(x), x)
-        counts = torch.zeros(*centroids.shape[:-1], device=x.device).scatter_add_(2, labels, torch.ones_like(x[..., 0]))
-        centroids = torch.where(counts.unsqueeze(-1) > 0, sums / counts.clamp(min=1).unsqueeze(-1), centroids)
-    distance = x_sq - 2 * x @ centroids.transpose(-1, -2) + centroids.square().sum(-1).unsqueeze(-2)
-    return distance.argmin(-1), centroids
+    for _ in range(max(iters, 1)):
+        # argmin of |x - c|^2 over c does not need |x|^2
+        labels = (centroids.square().sum(-1).unsqueeze(-2) - 2 * x @ centroids.transpose(-1, -2)).argmin(-1)
+        one_hot = torch.nn.functional.one_hot(labels, centroids.shape[2]).to(x.dtype)  # (B, H, N, C)
+        counts = one_hot.sum(2).unsqueeze(-1)
+        centroids = torch.where(counts > 0, one_hot.transpose(-1, -2) @ x / counts.clamp(min=1), centroids)
+    return labels, centroids
 
 
 def initial_centroids(x: torch.Tensor, clusters: int) -> torch.Tensor:
