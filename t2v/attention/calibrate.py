@@ -31,17 +31,18 @@ class RecordingAttnProcessor(WanAttnProcessor):
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, rotary_emb=None):
         query, key, value = self_attention_qkv(attn, hidden_states, rotary_emb)
-        self._record(query.transpose(1, 2), key.transpose(1, 2))
+        self._record(query, key)
         out = torch.nn.functional.scaled_dot_product_attention(*(x.transpose(1, 2) for x in (query, key, value)))
         out = out.transpose(1, 2).flatten(2, 3).type_as(query)
         return attn.to_out[1](attn.to_out[0](out))
 
     @torch.no_grad()
     def _record(self, query, key):
-        grid, length = self.state.grid, query.shape[2]
+        """query, key: (B, N, H, d)."""
+        grid, length = self.state.grid, query.shape[1]
         tiles = -(-length // self.query_tile)
         padded = tiles * self.query_tile
-        mass = torch.zeros(len(AXIS_ORDERS), query.shape[1], tiles, padded // self.key_block, dtype=torch.float64)
+        mass = torch.zeros(len(AXIS_ORDERS), query.shape[2], tiles, padded // self.key_block, dtype=torch.float64)
         scale = query.shape[-1] ** -0.5
         for i, axes in enumerate(AXIS_ORDERS):
             order = axis_order(grid, "".join(axes), self.sink_tokens, device=query.device)

@@ -25,6 +25,7 @@ def block_sparse_attention(
     key_block: int,
     num_keys: int | None = None,
     counts: list[int] | None = None,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Attention of every query tile over its selected key blocks.
 
@@ -34,6 +35,7 @@ def block_sparse_attention(
         query_tile, key_block: tokens per query tile and per key block.
         num_keys: keys at positions >= num_keys are padding and never attended (default: none are).
         counts: per query tile, how many of its S selected blocks to use, the first ones (default: all S).
+        out: a reusable (B, H, N, d) tensor to write into.
 
     Returns:
         (B, H, N, d) in the order of `query`.
@@ -50,7 +52,7 @@ def block_sparse_attention(
     v = value.reshape(batch * heads * blocks, key_block, dim)
     row = (torch.arange(batch * heads, device=query.device) * blocks).view(batch, heads, 1)
     padded_block = None if num_keys is None or num_keys >= length else num_keys // key_block
-    out = torch.empty_like(query)
+    out = torch.empty_like(query) if out is None else out
     # gather buffers allocated once: fresh large allocations per tile cost more than the copy itself on CPU
     k_buf = key.new_empty(batch * heads * selected, key_block, dim)
     v_buf = value.new_empty(batch * heads * selected, key_block, dim)
@@ -71,7 +73,7 @@ def block_sparse_attention(
 _compiled_flex = None
 
 
-def flex_block_sparse_attention(query, key, value, kv_blocks, query_tile, key_block, num_keys=None, counts=None):
+def flex_block_sparse_attention(query, key, value, kv_blocks, query_tile, key_block, num_keys=None, counts=None, out=None):
     """The same attention as `block_sparse_attention` through PyTorch FlexAttention (compiled once per process).
 
     Meant for CUDA, where FlexAttention's fused kernel skips the unselected blocks without a gather. The
@@ -106,13 +108,14 @@ def flex_block_sparse_attention(query, key, value, kv_blocks, query_tile, key_bl
         mask_mod=mask_mod,
         seq_lengths=(length, length),
     )
-    return _compiled_flex(query, key, value, block_mask=block_mask)
+    result = _compiled_flex(query, key, value, block_mask=block_mask)
+    return result if out is None else out.copy_(result)
 
 
-def sparse_attention(query, key, value, kv_blocks, query_tile, key_block, num_keys=None, counts=None):
+def sparse_attention(query, key, value, kv_blocks, query_tile, key_block, num_keys=None, counts=None, out=None):
     """Block-sparse attention with the kernel that suits the device: FlexAttention on CUDA, the gather elsewhere."""
     kernel = flex_block_sparse_attention if query.is_cuda else block_sparse_attention
-    return kernel(query, key, value, kv_blocks, query_tile, key_block, num_keys=num_keys, counts=counts)
+    return kernel(query, key, value, kv_blocks, query_tile, key_block, num_keys=num_keys, counts=counts, out=out)
 
 
 def dense_block_mask(kv_blocks: torch.Tensor, num_key_blocks: int, counts: list[int] | None = None) -> torch.Tensor:

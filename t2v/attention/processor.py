@@ -25,14 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from diffusers.models.attention_dispatch import dispatch_attention_fn
 from diffusers.models.transformers.transformer_wan import WanAttnProcessor, _get_qkv_projections
 from diffusers.utils import logging
 
 from .kernels import sparse_attention
 from .paro import PLAN_NAME, AttentionPlan
-from .reorder import AXIS_ORDERS, axis_order, cluster_order, initial_centroids, kmeans, permute, unpermute
+from .reorder import AXIS_ORDERS, axis_order, cluster_order, initial_centroids, kmeans, pad_order, permute, unpermute
 from .selection import fits, top_p_blocks
 
 logger = logging.get_logger(__name__)
@@ -153,23 +152,25 @@ class SparseWanAttnProcessor(WanAttnProcessor):
     def _sparse(self, query, key, value):
         """(B, N, H, d) -> (B, N, H, d) through reorder, block selection, block-sparse kernel and restore."""
         o = self.options
-        query, key, value = (x.transpose(1, 2) for x in (query, key, value))  # (B, H, N, d)
-        length = query.shape[2]
+        batch, length, heads, dim = query.shape
+        padded = math.ceil(length / o["query_tile"]) * o["query_tile"]
         if self.mode == "semantic":
-            q_order, k_order = self._cluster(query, "q", o["query_clusters"]), self._cluster(key, "k", o["key_clusters"])
+            q_order = self._cluster(query.transpose(1, 2), "q", o["query_clusters"])
+            k_order = self._cluster(key.transpose(1, 2), "k", o["key_clusters"])
         else:
             q_order = k_order = self._paro_order(query.device)
-        padded = math.ceil(length / o["query_tile"]) * o["query_tile"]
-        pad = lambda x: x if padded == length else F.pad(x, (0, 0, 0, padded - length))  # noqa: E731
-        q, k, v = pad(permute(query, q_order)), pad(permute(key, k_order)), pad(permute(value, k_order))
+        q_order, k_order = pad_order(q_order, padded), pad_order(k_order, padded)  # padding repeats a token
+        buffer = _workspace(query, padded)
+        q, k, v = (permute(x, order, out=buffer(name)) for x, order, name in ((query, q_order, "q"), (key, k_order, "k"), (value, k_order, "v")))
         if self.mode == "semantic":
             blocks, counts = top_p_blocks(q, k, length, o["query_tile"], o["key_block"], self.density, o["top_p"], o["min_density"])
         else:
-            blocks = self._paro_blocks(query.device).expand(query.shape[0], -1, -1, -1)
+            blocks = self._paro_blocks(query.device).expand(batch, -1, -1, -1)
             counts = [blocks.shape[-1]] * blocks.shape[2]
-        out = sparse_attention(q, k, v, blocks, o["query_tile"], o["key_block"], num_keys=length, counts=counts)
+        out = buffer("out").view(batch, heads, padded, dim) if not query.is_cuda else None
+        out = sparse_attention(q, k, v, blocks, o["query_tile"], o["key_block"], num_keys=length, counts=counts, out=out)
         self.last_density = sum(counts) / (len(counts) * math.ceil(length / o["key_block"]))
-        return unpermute(out if padded == length else out[:, :, :length], q_order).transpose(1, 2)
+        return unpermute(out, q_order, length, out=buffer("restored", rows=batch * length * heads + 1))
 
     def _cluster(self, x: torch.Tensor, name: str, clusters: int) -> torch.Tensor:
         clusters = min(clusters, x.shape[2])
@@ -190,6 +191,30 @@ class SparseWanAttnProcessor(WanAttnProcessor):
         if "blocks" not in self._paro_cache:
             self._paro_cache["blocks"] = self.plan.kv_blocks(self.layer, self.density)
         return self._paro_cache["blocks"].to(device)
+
+
+_BUFFERS: dict = {}
+
+
+def _workspace(like: torch.Tensor, padded: int):
+    """Reusable (B·H·padded, d) buffers for one sparse call on CPU, shared by all layers (they run one at a time).
+
+    On CPU a fresh tensor of 100 MB costs more in page faults than the copy into it, and glibc hands
+    tensors that large straight back to the system, so every call would pay again. Under autograd, or
+    on CUDA (whose caching allocator already reuses memory), buffers are fresh.
+    """
+    batch, _, heads, dim = like.shape
+
+    def get(name: str, rows: int | None = None) -> torch.Tensor | None:
+        shape = (rows or batch * heads * padded, dim)
+        if torch.is_grad_enabled() or like.is_cuda:
+            return like.new_empty(shape)
+        buf = _BUFFERS.get(name)
+        if buf is None or buf.shape != shape or buf.dtype != like.dtype or buf.device != like.device:
+            buf = _BUFFERS[name] = like.new_empty(shape)
+        return buf
+
+    return get
 
 
 def _check(density, mode, options: dict) -> dict:

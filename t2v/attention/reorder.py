@@ -11,8 +11,8 @@ only a few key blocks:
 
 Orders are index tensors over the sequence, shaped (..., N). `sink_tokens` leading tokens of the
 original sequence are always placed first, so the first key block holds them in every order (see
-`t2v.attention.selection`). Gathering with an order and scattering back with the same order are exact
-inverses (`permute`, `unpermute`).
+`t2v.attention.selection`). `permute` takes tokens as the attention projections give them,
+(B, N, H, d), into each head's order, (B, H, N, d); `unpermute` is its exact inverse.
 """
 
 import itertools
@@ -22,16 +22,48 @@ import torch
 AXIS_ORDERS = list(itertools.permutations("fhw"))  # the six orders, "fhw" (frame-major) = Wan's own
 
 
-def permute(x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
-    """(B, H, N, d) tokens in `order` (B, H, N) or (H, N)."""
-    order = order.expand(*x.shape[:2], -1)
-    return x.gather(2, order.unsqueeze(-1).expand(*order.shape, x.shape[-1]))
+def _rows(order: torch.Tensor, batch: int, length: int, heads: int) -> torch.Tensor:
+    """Row indices into x.reshape(B·N·H, d) for x (B, N, H, d) taken in `order` (B, H, P), (H, P) or (P,)."""
+    order = order.expand(batch, heads, -1)
+    b = torch.arange(batch, device=order.device).view(-1, 1, 1)
+    h = torch.arange(heads, device=order.device).view(1, -1, 1)
+    return ((b * length + order) * heads + h).flatten()
 
 
-def unpermute(x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
-    """The inverse of `permute`: tokens back to their original positions."""
-    order = order.expand(*x.shape[:2], -1)
-    return torch.empty_like(x).scatter_(2, order.unsqueeze(-1).expand(*order.shape, x.shape[-1]), x)
+def permute(x: torch.Tensor, order: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Tokens (B, N, H, d), as attention projections come, -> (B, H, P, d) in each head's `order` (B, H, P), (H, P) or (P,).
+
+    An order may be longer than N (P > N): its extra entries repeat real tokens as padding. `out`, a
+    reusable (B·H·P, d) buffer, spares a fresh allocation.
+    """
+    batch, length, heads, dim = x.shape
+    rows = _rows(order, batch, length, heads)
+    if out is None:
+        return x.reshape(-1, dim).index_select(0, rows).view(batch, heads, -1, dim)
+    return torch.index_select(x.reshape(-1, dim), 0, rows, out=out).view(batch, heads, -1, dim)
+
+
+def unpermute(y: torch.Tensor, order: torch.Tensor, length: int, out: torch.Tensor | None = None) -> torch.Tensor:
+    """The inverse of `permute`: (B, H, P, d) in `order` -> (B, N, H, d) in the original order; padding is dropped.
+
+    `out`, if given, is a reusable (B·N·H + 1, d) buffer (the last row takes the padding).
+    """
+    batch, heads, padded, dim = y.shape
+    order = order.expand(batch, heads, -1)
+    rows = _rows(order, batch, length, heads)
+    if padded > length:  # padded positions of the order all go to one spare row
+        spare = torch.arange(padded, device=y.device).expand_as(order) >= length
+        rows = torch.where(spare.flatten(), batch * length * heads, rows)
+    if out is None:
+        out = y.new_empty(batch * length * heads + 1, dim)
+    out.index_copy_(0, rows, y.reshape(-1, dim))
+    return out[:-1].view(batch, length, heads, dim)
+
+
+def pad_order(order: torch.Tensor, padded: int) -> torch.Tensor:
+    """Extend an order (..., N) to `padded` entries by repeating its first token (masked or dropped later)."""
+    extra = padded - order.shape[-1]
+    return order if extra <= 0 else torch.cat([order, order[..., :1].expand(*order.shape[:-1], extra)], dim=-1)
 
 
 def axis_order(grid: tuple[int, int, int], axes: str, sink_tokens: int = 0, device=None) -> torch.Tensor:
@@ -53,22 +85,27 @@ def _sink_first(order: torch.Tensor, sink_tokens: int) -> torch.Tensor:
     return torch.cat([sink, order[order >= sink_tokens].view(*order.shape[:-1], -1)], dim=-1)
 
 
-def kmeans(x: torch.Tensor, centroids: torch.Tensor, iters: int) -> tuple[torch.Tensor, torch.Tensor]:
+def kmeans(x: torch.Tensor, centroids: torch.Tensor, iters: int, stride: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     """Lloyd's k-means, batched over (B, H): x (B, H, N, d), centroids (B, H, C, d) -> labels (B, H, N), centroids.
 
-    `iters` rounds of assignment and update; the labels are those of the last assignment and the
-    centroids those of the last update (the warm start of the next call). A cluster that loses all its
-    points keeps its old centroid.
+    The `iters` rounds of assignment and update use every `stride`-th token (a uniform sample of the
+    video, which is enough to move warm-started centroids); the labels are a last assignment of all
+    tokens. A cluster that loses all its points keeps its old centroid.
     """
-    x = x.float()
     centroids = centroids.float()
-    for _ in range(max(iters, 1)):
-        # argmin of |x - c|^2 over c does not need |x|^2
-        labels = (centroids.square().sum(-1).unsqueeze(-2) - 2 * x @ centroids.transpose(-1, -2)).argmin(-1)
-        one_hot = torch.nn.functional.one_hot(labels, centroids.shape[2]).to(x.dtype)  # (B, H, N, C)
+    sample = x[:, :, ::stride].float()
+    for _ in range(iters):
+        labels = _assign(sample, centroids)
+        one_hot = torch.nn.functional.one_hot(labels, centroids.shape[2]).to(sample.dtype)  # (B, H, n, C)
         counts = one_hot.sum(2).unsqueeze(-1)
-        centroids = torch.where(counts > 0, one_hot.transpose(-1, -2) @ x / counts.clamp(min=1), centroids)
-    return labels, centroids
+        centroids = torch.where(counts > 0, one_hot.transpose(-1, -2) @ sample / counts.clamp(min=1), centroids)
+    return _assign(x, centroids), centroids
+
+
+def _assign(x: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
+    # argmin of |x - c|^2 over c does not need |x|^2
+    distance = x.to(centroids.dtype) @ centroids.transpose(-1, -2)
+    return distance.mul_(-2).add_(centroids.square().sum(-1).unsqueeze(-2)).argmin(-1)
 
 
 def initial_centroids(x: torch.Tensor, clusters: int) -> torch.Tensor:

@@ -40,8 +40,13 @@ def fits(length: int, density: float, query_tile: int, key_block: int) -> bool:
 
 
 def block_means(x: torch.Tensor, block: int, length: int) -> torch.Tensor:
-    """(B, H, P, d) padded tokens -> (B, H, P / block, d) means over the real tokens of each block."""
+    """(B, H, P, d) tokens, real up to `length` -> (B, H, P / block, d) means over the real tokens of each block."""
     sums = x.float().unflatten(2, (-1, block)).sum(3)
+    first = length // block  # the first block with padding in it
+    if first < sums.shape[2]:
+        sums[:, :, first:] = 0
+        if length % block:
+            sums[:, :, first] = x[:, :, first * block : length].float().sum(2)
     counts = (length - torch.arange(0, x.shape[2], block, device=x.device)).clamp(1, block)
     return sums / counts.view(-1, 1)
 
@@ -56,7 +61,7 @@ def top_p_blocks(
     top_p: float,
     min_density: float,
 ) -> tuple[torch.Tensor, list[int]]:
-    """Semantic block selection for reordered, padded queries and keys (B, H, P, d) with `length` real tokens.
+    """Semantic block selection for reordered queries and keys (B, H, P, d), real up to `length` (then padding).
 
     Scores: the softmax, over key blocks, of every 64-query sub-block's mean query against each key
     block's mean key (plus the log of its real key count); a tile's score is the mean over its
