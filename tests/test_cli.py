@@ -88,7 +88,28 @@ def _broken_models(root: Path) -> dict[str, Path]:
     config = json.loads(config_file.read_text())
     config["num_attention_heads"] = 2
     config_file.write_text(json.dumps(config))
+    models["prompts"] = root / "prompts.txt"
+    models["prompts"].write_text("a red circle bounces left and right\n")
     return models
+
+
+def test_sparse_attention_from_the_command_line(tmp_path):
+    """`--attention semantic` needs nothing; `--attention paro` reads the plan `calibrate-attention` saved beside the model."""
+    result = run_cli("generate", "a red circle", "--frames", "9", "--attention", "semantic", "-o", "s.mp4", *FAST, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert read_video(tmp_path / "s.mp4")[0].shape == (9, 64, 64, 3)
+
+    model = shutil.copytree(default_model_path(), tmp_path / "model")
+    (tmp_path / "prompts.txt").write_text("a red circle bounces left and right\n\na blue square stays still\n")
+    result = run_cli("calibrate-attention", "--model", "model", "--prompts", "prompts.txt", "--seconds", "1", "--steps", "2",
+                     "--query-tile", "32", "--key-block", "16", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "2/2" in result.stderr  # the blank line is not a prompt
+    plan = model / "transformer" / "attention_plan.safetensors"
+    assert plan.is_file() and f"wrote {Path('model') / 'transformer' / 'attention_plan.safetensors'}" in result.stdout
+    result = run_cli("generate", "a red circle", "--frames", "9", "--model", "model", "--attention", "paro", "-o", "p.mp4", *FAST, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert read_video(tmp_path / "p.mp4")[0].shape == (9, 64, 64, 3)
 
 
 BAD_ARGS = {
@@ -114,6 +135,12 @@ BAD_ARGS = {
     "model without index": ["generate", "a red circle", "--model", "{no_index}"],
     "truncated weights": ["generate", "a red circle", "--model", "{truncated}"],
     "config does not match weights": ["info", "--model", "{mismatch}"],
+    "attention density zero": ["generate", "a red circle", "--attention", "semantic", "--attention-density", "0"],
+    "attention density above one": ["generate", "a red circle", "--attention", "semantic", "--attention-density", "1.5"],
+    "unknown attention": ["generate", "a red circle", "--attention", "sliding"],
+    "paro without a plan": ["generate", "a red circle", "--attention", "paro"],
+    "calibrate without prompts file": ["calibrate-attention", "--prompts", "no-such-file.txt"],
+    "calibrate to a missing folder": ["calibrate-attention", "--prompts", "{prompts}", "--out", "nowhere/plan.safetensors"],
 }
 
 

@@ -264,3 +264,16 @@ b = flex_block_sparse_attention(q, k, v, blocks, 512, 64, num_keys=1000, counts=
 torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 """
     subprocess.run([sys.executable, "-c", code], check=True, timeout=600)
+
+
+@torch.no_grad()
+def test_attention_backend_is_kept_for_the_dense_path():
+    """The dense work goes through diffusers' dispatch with the backend the model was given, before or after."""
+    model = stock_wan()
+    model.set_attention_backend("native")
+    enable_sparse_attention(model, density=0.25)
+    assert all(str(b.attn1.processor._attention_backend) == str(b.attn2.processor._attention_backend) for b in model.blocks)
+    model.set_attention_backend("_native_math")
+    assert all("math" in str(b.attn1.processor._attention_backend) for b in model.blocks)
+    x, t, ctx = inputs()
+    assert torch.isfinite(model(x, t, ctx).sample).all()

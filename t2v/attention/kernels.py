@@ -1,4 +1,4 @@
-"""Block-sparse attention on any device: each query tile attends its selected key blocks through dense SDPA.
+"""Block-sparse attention: each query tile attends its selected key blocks (a gather into dense SDPA, or FlexAttention).
 
 Sparse VideoGen 2 and PAROAttention reorder tokens so that a few key blocks hold most of each
 query block's attention, then attend only those. Here every query tile (a run of `query_tile`
@@ -10,7 +10,12 @@ work. The cost is density × dense plus a gather of density·N²·d / query_tile
 On a 2-core CPU the shape matters more than the arithmetic: 4-D calls with query tiles of 512 or more
 run near dense SDPA's speed per element, while one call per 64-query block, or 5-D batched calls,
 are slower than dense attention altogether (benchmarks/sparse_kernel.py measures it).
+
+On CUDA, `sparse_attention` uses `flex_block_sparse_attention` instead: the same selection as a
+FlexAttention `BlockMask`, whose compiled kernel skips unselected blocks without gathering them.
 """
+
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -73,13 +78,24 @@ def block_sparse_attention(
 _compiled_flex = None
 
 
+@functools.lru_cache(maxsize=None)
+def _padding_mask(num_keys: int):
+    """One mask_mod function per key count, so that compiled FlexAttention is not recompiled every call."""
+
+    def mask_mod(b, h, q_idx, kv_idx):
+        return kv_idx < num_keys
+
+    return mask_mod
+
+
 def flex_block_sparse_attention(query, key, value, kv_blocks, query_tile, key_block, num_keys=None, counts=None, out=None):
     """The same attention as `block_sparse_attention` through PyTorch FlexAttention (compiled once per process).
 
     Meant for CUDA, where FlexAttention's fused kernel skips the unselected blocks without a gather. The
-    block mask is built with `BlockMask.from_kv_blocks` from the same selection; query tiles are split into
-    rows of 128 queries, FlexAttention's native block height. Shapes that stay the same between calls (a
-    fixed FIFO window) compile once; each new (B, H, N) compiles once more.
+    block mask is built with `BlockMask.from_kv_blocks` from the same selection (cheap; the selection
+    changes every step in semantic mode); query tiles are split into rows of 128 queries, FlexAttention's
+    native block height. Shapes that stay the same between calls (a fixed FIFO window) compile once;
+    each new (B, H, N) compiles once more, and the padding mask is one function per key count.
     """
     from torch.nn.attention.flex_attention import BlockMask, flex_attention
 
@@ -98,9 +114,7 @@ def flex_block_sparse_attention(query, key, value, kv_blocks, query_tile, key_bl
     rest = torch.ones(batch, heads, tiles, key_blocks, dtype=torch.bool, device=query.device)
     rest.scatter_(-1, kv_blocks, False)
     order = torch.cat([kv_blocks, rest.nonzero()[:, -1].view(batch, heads, tiles, -1)], dim=-1)
-    mask_mod = None
-    if num_keys is not None and num_keys < length:
-        mask_mod = lambda b, h, q_idx, kv_idx: kv_idx < num_keys  # noqa: E731
+    mask_mod = _padding_mask(num_keys) if num_keys is not None and num_keys < length else None
     block_mask = BlockMask.from_kv_blocks(
         num.repeat_interleave(rows, dim=2),
         order.to(torch.int32).repeat_interleave(rows, dim=2),

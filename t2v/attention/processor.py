@@ -197,7 +197,8 @@ _BUFFERS: dict = {}
 
 
 def _workspace(like: torch.Tensor, padded: int):
-    """Reusable (B·H·padded, d) buffers for one sparse call on CPU, shared by all layers (they run one at a time).
+    """Reusable (B·H·padded, d) buffers for one sparse call on CPU, shared by all layers (they run one at a time;
+    not for transformers run from several threads at once). `disable_sparse_attention` frees them.
 
     On CPU a fresh tensor of 100 MB costs more in page faults than the copy into it, and glibc hands
     tensors that large straight back to the system, so every call would pay again. Under autograd, or
@@ -271,6 +272,7 @@ def disable_sparse_attention(transformer):
     for block in transformer.blocks:
         if isinstance(block.attn1.processor, SparseWanAttnProcessor):
             block.attn1.set_processor(block.attn1.processor.original)
+    _BUFFERS.clear()
     hook = getattr(transformer, "_t2v_sparse_hook", None)
     if hook is not None:
         hook.remove()
