@@ -64,7 +64,7 @@ def main() -> None:
             kv = torch.rand(1, args.heads, tiles, blocks, generator=g, device=device).argsort(-1)[..., :selected]
             sparse = timed(lambda: sparse_attention(q, k, v, kv, args.query_tile, args.key_block), args.repeats)
             error = "-"
-            if length == min(args.lengths):
+            if length == min(args.lengths) and length <= 8192:  # the element mask of the reference is N² per head
                 ref = masked_dense_attention(q, k, v, kv, args.query_tile, args.key_block)
                 out = sparse_attention(q, k, v, kv, args.query_tile, args.key_block)
                 error = f"{float((out - ref).norm() / ref.norm()):.1e}"

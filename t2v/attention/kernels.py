@@ -59,13 +59,19 @@ def block_sparse_attention(
     padded_block = None if num_keys is None or num_keys >= length else num_keys // key_block
     out = torch.empty_like(query) if out is None else out
     # gather buffers allocated once: fresh large allocations per tile cost more than the copy itself on CPU
-    k_buf = key.new_empty(batch * heads * selected, key_block, dim)
-    v_buf = value.new_empty(batch * heads * selected, key_block, dim)
+    # (autograd cannot go through `out=`, so under it each gather allocates)
+    reuse = not (torch.is_grad_enabled() and (query.requires_grad or key.requires_grad or value.requires_grad))
+    k_buf = key.new_empty(batch * heads * selected, key_block, dim) if reuse else None
+    v_buf = value.new_empty(batch * heads * selected, key_block, dim) if reuse else None
     for t in range(tiles):
         idx = kv_blocks[:, :, t] if counts is None else kv_blocks[:, :, t, : counts[t]]  # (B, H, S)
         flat = (row + idx).flatten()
-        k_sel = torch.index_select(k, 0, flat, out=k_buf[: flat.numel()]).view(batch, heads, -1, dim)  # 4-D on purpose
-        v_sel = torch.index_select(v, 0, flat, out=v_buf[: flat.numel()]).view(batch, heads, -1, dim)
+        if reuse:
+            k_sel = torch.index_select(k, 0, flat, out=k_buf[: flat.numel()]).view(batch, heads, -1, dim)  # 4-D on purpose
+            v_sel = torch.index_select(v, 0, flat, out=v_buf[: flat.numel()]).view(batch, heads, -1, dim)
+        else:
+            k_sel = k.index_select(0, flat).view(batch, heads, -1, dim)
+            v_sel = v.index_select(0, flat).view(batch, heads, -1, dim)
         mask = None
         if padded_block is not None and bool((idx >= padded_block).any()):
             positions = (idx.unsqueeze(-1) * key_block + torch.arange(key_block, device=idx.device)).flatten(2, 3)

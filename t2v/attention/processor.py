@@ -155,20 +155,22 @@ class SparseWanAttnProcessor(WanAttnProcessor):
         batch, length, heads, dim = query.shape
         padded = math.ceil(length / o["query_tile"]) * o["query_tile"]
         if self.mode == "semantic":
-            q_order = self._cluster(query.transpose(1, 2), "q", o["query_clusters"])
-            k_order = self._cluster(key.transpose(1, 2), "k", o["key_clusters"])
+            with torch.no_grad():  # the reordering and the block choice are discrete: no gradient
+                q_order = self._cluster(query.transpose(1, 2), "q", o["query_clusters"])
+                k_order = self._cluster(key.transpose(1, 2), "k", o["key_clusters"])
         else:
             q_order = k_order = self._paro_order(query.device)
         q_order, k_order = pad_order(q_order, padded), pad_order(k_order, padded)  # padding repeats a token
         buffer = _workspace(query, padded)
         q, k, v = (permute(x, order, out=buffer(name)) for x, order, name in ((query, q_order, "q"), (key, k_order, "k"), (value, k_order, "v")))
         if self.mode == "semantic":
-            blocks, counts = top_p_blocks(q, k, length, o["query_tile"], o["key_block"], self.density, o["top_p"], o["min_density"])
+            with torch.no_grad():
+                blocks, counts = top_p_blocks(q, k, length, o["query_tile"], o["key_block"], self.density, o["top_p"], o["min_density"])
         else:
             blocks = self._paro_blocks(query.device).expand(batch, -1, -1, -1)
             counts = [blocks.shape[-1]] * blocks.shape[2]
-        out = buffer("out").view(batch, heads, padded, dim) if not query.is_cuda else None
-        out = sparse_attention(q, k, v, blocks, o["query_tile"], o["key_block"], num_keys=length, counts=counts, out=out)
+        out = buffer("out")
+        out = sparse_attention(q, k, v, blocks, o["query_tile"], o["key_block"], num_keys=length, counts=counts, out=None if out is None else out.view(batch, heads, padded, dim))
         self.last_density = sum(counts) / (len(counts) * math.ceil(length / o["key_block"]))
         return unpermute(out, q_order, length, out=buffer("restored", rows=batch * length * heads + 1))
 
@@ -201,15 +203,15 @@ def _workspace(like: torch.Tensor, padded: int):
     not for transformers run from several threads at once). `disable_sparse_attention` frees them.
 
     On CPU a fresh tensor of 100 MB costs more in page faults than the copy into it, and glibc hands
-    tensors that large straight back to the system, so every call would pay again. Under autograd, or
-    on CUDA (whose caching allocator already reuses memory), buffers are fresh.
+    tensors that large straight back to the system, so every call would pay again. When gradients flow, or
+    on CUDA (whose caching allocator already reuses memory), there are none: `get` returns None.
     """
     batch, _, heads, dim = like.shape
 
     def get(name: str, rows: int | None = None) -> torch.Tensor | None:
         shape = (rows or batch * heads * padded, dim)
-        if torch.is_grad_enabled() or like.is_cuda:
-            return like.new_empty(shape)
+        if (torch.is_grad_enabled() and like.requires_grad) or like.is_cuda:
+            return None
         buf = _BUFFERS.get(name)
         if buf is None or buf.shape != shape or buf.dtype != like.dtype or buf.device != like.device:
             buf = _BUFFERS[name] = like.new_empty(shape)
