@@ -1,5 +1,6 @@
 """The `t2v` command line: `t2v generate PROMPT` writes a video, `t2v info` describes a model,
-`t2v data shapes` writes a Shapes-world training folder, `t2v calibrate-attention` makes the plan of
+`t2v data shapes` writes a Shapes-world training folder, `t2v eval shapes` scores a folder of
+Shapes-world videos against their captions (ShapesBench), `t2v calibrate-attention` makes the plan of
 paro sparse attention.
 
 Every mistake in the input ends the command with one line on stderr and a non-zero exit, and never
@@ -86,6 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
     shapes.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same folder (default: 0)")
     shapes.add_argument("--max-changes", type=int, default=2, help="most changes per caption, e.g. 'then it turns blue' (default: 2)")
     shapes.add_argument("--include-held-out", action="store_true", help="also use the held-out color-shape pairs")
+
+    evaluate = sub.add_parser("eval", help="measure videos", description="Measure videos against their captions.")
+    eval_sub = evaluate.add_subparsers(dest="eval_command", metavar="BENCH", parser_class=_Parser, required=True)
+    bench = eval_sub.add_parser("shapes", help="ShapesBench: Shapes-world videos against their captions",
+                                description="Score Shapes-world videos against their captions from the pixels: color, shape "
+                                            "and motion accuracy, identity consistency, jumps and flicker.")
+    bench.add_argument("--videos", required=True, help="a folder of videos and metadata.jsonl (lines {\"file_name\", \"text\"}), "
+                                                       "as `t2v data shapes` writes")
+    bench.add_argument("--json", help="also write the summary and every video's scores to this JSON file")
 
     cal = sub.add_parser("calibrate-attention", help="calibrate paro sparse attention for a model",
                          description="Record dense attention on a few prompts and save the paro attention plan "
@@ -221,6 +231,39 @@ def cmd_data(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    import json
+
+    from .eval.shapes_bench import GOALS, evaluate_folder
+
+    videos = Path(args.videos)
+    if not videos.is_dir():
+        raise UsageError(f"--videos {videos} is not a folder; give the folder with the videos and their metadata.jsonl.")
+    out = Path(args.json) if args.json else None
+    if out is not None and (out.is_dir() or not out.parent.is_dir()):
+        raise UsageError(f"Cannot write --json {out}: " + ("it is a folder." if out.is_dir() else f"the folder {out.parent} does not exist."))
+    result = evaluate_folder(videos, progress=sys.stderr.isatty())
+    summary, met = result.summary, result.summary.goals()
+    print(f"ShapesBench: {summary.num_videos} videos, {summary.seconds:g} s ({summary.num_frames} frames) in {videos}")
+    print(f"  {'metric':22s} {'score':>7s}  goal")
+    for name, label in (("color_accuracy", "color accuracy"), ("shape_accuracy", "shape accuracy"),
+                        ("motion_accuracy", "motion accuracy"), ("identity_consistency", "identity consistency"),
+                        ("jumps_per_minute", "jumps per minute")):
+        value, (op, target) = getattr(summary, name), GOALS[name]
+        verdict = {True: "met", False: "NOT met", None: "no segment long enough to judge"}[met[name]]
+        shown = "n/a" if value is None else (f"{value:.2f}" if name == "jumps_per_minute" else f"{value:.3f}")
+        if name == "jumps_per_minute":
+            verdict += f" ({summary.jumps} jumps in all)"
+        print(f"  {label:22s} {shown:>7s}  {op} {target:{'g' if name == 'jumps_per_minute' else '.2f'}}  {verdict}")
+    print(f"  {'flicker':22s} {summary.flicker:7.2f}  (levels 0-255, background; ground truth ~0)")
+    print(f"  {'color flicker':22s} {summary.color_flicker:7.2f}  (levels 0-255, the object's color; ground truth ~0)")
+    print(f"  {'object found':22s} {summary.detected:7.3f}  (share of frames)")
+    if out is not None:
+        out.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        print(f"wrote {out}")
+    return 0
+
+
 def _folder_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
@@ -254,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE
-        commands = {"generate": cmd_generate, "info": cmd_info, "data": cmd_data, "calibrate-attention": cmd_calibrate_attention}
+        commands = {"generate": cmd_generate, "info": cmd_info, "data": cmd_data, "eval": cmd_eval,
+                    "calibrate-attention": cmd_calibrate_attention}
         return commands[args.command](args)
     except UsageError as err:
         print(f"t2v: error: {err}", file=sys.stderr)
