@@ -259,7 +259,9 @@ def cmd_eval(args) -> int:
     print(f"  {'color flicker':22s} {summary.color_flicker:7.2f}  (levels 0-255, the object's color; ground truth ~0)")
     print(f"  {'object found':22s} {summary.detected:7.3f}  (share of frames)")
     if out is not None:
-        out.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        partial = out.with_name(out.name + ".partial")  # never a half-written file
+        partial.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        partial.replace(out)
         print(f"wrote {out}")
     return 0
 
