@@ -17,7 +17,7 @@ from diffusers.models.transformers.transformer_wan import WanAttnProcessor
 from .paro import AttentionPlan, model_fingerprint
 from .processor import CallState, _record_call, self_attention_qkv
 from .reorder import AXIS_ORDERS, axis_order, permute
-from .selection import block_budget, required_mask
+from .selection import planned_blocks
 
 
 class RecordingAttnProcessor(WanAttnProcessor):
@@ -84,10 +84,7 @@ def calibrate_attention(transformer, run, density: float = 0.25, query_tile: int
     orders, masses = [], []
     for recorder in recorders:
         mass = recorder.mass[grid]  # (6, H, tiles, key blocks)
-        share = mass / mass.sum(-1, keepdim=True).clamp(min=1e-12)
-        required = required_mask(share.shape[2], query_tile, key_block, length)
-        budget = block_budget(-(-length // key_block), density)
-        best = (share + 2.0 * required).argsort(-1, descending=True)[..., :budget]
+        share, best = planned_blocks(mass, query_tile, key_block, length, density)
         kept = share.gather(-1, best).sum(-1).mean(-1)  # (6, H): share of attention the mask keeps
         choice = kept.argmax(0)
         orders.append(choice)

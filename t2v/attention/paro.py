@@ -17,14 +17,13 @@ and first weights).
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from .selection import block_budget, required_mask
+from .selection import planned_blocks
 
 PLAN_NAME = "attention_plan.safetensors"
 
@@ -57,11 +56,7 @@ class AttentionPlan:
 
     def kv_blocks(self, layer: int, density: float) -> torch.Tensor:
         """(H, tiles, S) the blocks of `layer` at `density`: required ones first, then by mass."""
-        mass = self.mass[layer].float()
-        tiles, key_blocks = mass.shape[1:]
-        required = required_mask(tiles, self.query_tile, self.key_block, self.length, device=mass.device)
-        budget = block_budget(math.ceil(self.length / self.key_block), density)
-        return (mass / mass.sum(-1, keepdim=True).clamp(min=1e-12) + 2.0 * required).argsort(-1, descending=True)[..., :budget]
+        return planned_blocks(self.mass[layer].float(), self.query_tile, self.key_block, self.length, density)[1]
 
     def save(self, path) -> Path:
         path = Path(path)

@@ -33,6 +33,18 @@ def required_mask(tiles: int, query_tile: int, key_block: int, length: int, devi
     return mask
 
 
+def best_blocks(scores: torch.Tensor, required: torch.Tensor, budget: int) -> torch.Tensor:
+    """Each tile's `budget` best key blocks: the required ones first, then by score (scores are shares, at most 1)."""
+    return (scores + 2.0 * required).argsort(-1, descending=True)[..., :budget]
+
+
+def planned_blocks(mass: torch.Tensor, query_tile: int, key_block: int, length: int, density: float):
+    """(..., tiles, key blocks) attention mass -> (each tile's share of it, its blocks at `density` as `best_blocks` picks)."""
+    share = mass / mass.sum(-1, keepdim=True).clamp(min=1e-12)
+    required = required_mask(mass.shape[-2], query_tile, key_block, length, device=mass.device)
+    return share, best_blocks(share, required, block_budget(math.ceil(length / key_block), density))
+
+
 def fits(length: int, density: float, query_tile: int, key_block: int) -> bool:
     """Whether a sequence is long enough for the density: the required blocks plus one leave room in the budget."""
     key_blocks = math.ceil(length / key_block)
@@ -84,7 +96,7 @@ def top_p_blocks(
     required = required_mask(tiles, query_tile, key_block, length, device=query.device)
     budget = block_budget(math.ceil(length / key_block), density)
     floor = max(int(required.sum(-1).max()), min(budget, math.ceil(min_density * math.ceil(length / key_block))))
-    best = (scores + 2.0 * required).argsort(-1, descending=True)[..., :budget]  # required blocks rank first
+    best = best_blocks(scores, required, budget)
     mass = scores.gather(-1, best).cumsum(-1)
     needed = (mass < top_p).sum(-1) + 1  # blocks until the cumulative score reaches top_p
     counts = needed.clamp(min=floor, max=budget).amax(dim=(0, 1))
