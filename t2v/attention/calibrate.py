@@ -15,7 +15,7 @@ import torch
 from diffusers.models.transformers.transformer_wan import WanAttnProcessor
 
 from .paro import AttentionPlan, model_fingerprint
-from .processor import CallState, _record_call, self_attention_qkv
+from .processor import CallState, install_self_attention, restore_self_attention, self_attention_qkv
 from .reorder import AXIS_ORDERS, axis_order, permute
 from .selection import planned_blocks
 
@@ -27,7 +27,6 @@ class RecordingAttnProcessor(WanAttnProcessor):
         super().__init__()
         self.state, self.query_tile, self.key_block, self.sink_tokens = state, query_tile, key_block, sink_tokens
         self.mass = {}  # grid -> (6, H, tiles, key blocks)
-        self.original = None
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, rotary_emb=None):
         query, key, value = self_attention_qkv(attn, hidden_states, rotary_emb)
@@ -63,20 +62,11 @@ def calibrate_attention(transformer, run, density: float = 0.25, query_tile: int
         raise ValueError(f"density must be a share of key blocks in (0, 1], got {density!r}.")
     if query_tile % key_block:
         raise ValueError(f"query_tile ({query_tile}) must be a multiple of key_block ({key_block}).")
-    state = CallState()
-    recorders = []
-    for block in transformer.blocks:
-        recorder = RecordingAttnProcessor(state, query_tile, key_block, sink_tokens)
-        recorder.original = block.attn1.processor
-        block.attn1.set_processor(recorder)
-        recorders.append(recorder)
-    hook = transformer.register_forward_pre_hook(_record_call(state, transformer), with_kwargs=True)
+    recorders = install_self_attention(transformer, lambda i, state: RecordingAttnProcessor(state, query_tile, key_block, sink_tokens))
     try:
         run()
     finally:
-        hook.remove()
-        for block, recorder in zip(transformer.blocks, recorders):
-            block.attn1.set_processor(recorder.original)
+        restore_self_attention(transformer, RecordingAttnProcessor)
     if not recorders[0].mass:
         raise ValueError("Calibration saw no self-attention call; `run` must call the transformer.")
     grid = Counter({g: float(m.sum()) for g, m in recorders[0].mass.items()}).most_common(1)[0][0]

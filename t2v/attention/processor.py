@@ -48,6 +48,31 @@ class CallState:
     grid: tuple[int, int, int] | None = None
     min_timestep: torch.Tensor | None = None
     warned: set = field(default_factory=set)
+    hook: object = None  # the handle of the pre-hook that fills this state
+
+
+def install_self_attention(transformer, make) -> list:
+    """Put `make(layer, state)` on every self-attention, each remembering the processor it replaced (`original`)
+    and keeping its attention backend and parallel config, plus the pre-hook that records each call in `state`."""
+    state = CallState()
+    processors = []
+    for i, block in enumerate(transformer.blocks):
+        old, new = block.attn1.processor, make(i, state)
+        new._attention_backend, new._parallel_config = old._attention_backend, old._parallel_config
+        new.original = old
+        block.attn1.set_processor(new)
+        processors.append(new)
+    state.hook = transformer.register_forward_pre_hook(_record_call(state, transformer), with_kwargs=True)
+    return processors
+
+
+def restore_self_attention(transformer, kind: type) -> None:
+    """Undo `install_self_attention` for processors of class `kind`: the replaced processors back, the pre-hook gone."""
+    for block in transformer.blocks:
+        processor = block.attn1.processor
+        if isinstance(processor, kind):
+            processor.state.hook.remove()  # removing a removed hook is a no-op
+            block.attn1.set_processor(processor.original)
 
 
 def _record_call(state: CallState, transformer):
@@ -258,25 +283,12 @@ def enable_sparse_attention(transformer, density: float = 0.25, mode: str = "sem
     elif plan is not None:
         raise ValueError("Only paro attention takes a plan.")
     disable_sparse_attention(transformer)
-    state = CallState()
-    for i, block in enumerate(transformer.blocks):
-        old = block.attn1.processor
-        new = SparseWanAttnProcessor(i, state, float(density), mode, plan, **options)
-        new._attention_backend, new._parallel_config = old._attention_backend, old._parallel_config
-        new.original = old
-        block.attn1.set_processor(new)
-    transformer._t2v_sparse_hook = transformer.register_forward_pre_hook(_record_call(state, transformer), with_kwargs=True)
+    install_self_attention(transformer, lambda i, state: SparseWanAttnProcessor(i, state, float(density), mode, plan, **options))
     return transformer
 
 
 def disable_sparse_attention(transformer):
     """Put back the self-attention processors `enable_sparse_attention` replaced; nothing happens if none were."""
-    for block in transformer.blocks:
-        if isinstance(block.attn1.processor, SparseWanAttnProcessor):
-            block.attn1.set_processor(block.attn1.processor.original)
+    restore_self_attention(transformer, SparseWanAttnProcessor)
     _BUFFERS.clear()
-    hook = getattr(transformer, "_t2v_sparse_hook", None)
-    if hook is not None:
-        hook.remove()
-        transformer._t2v_sparse_hook = None
     return transformer
