@@ -18,10 +18,8 @@ Prints Markdown tables with the device, the date and the command.
 """
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -97,10 +95,9 @@ def main() -> None:
         return child(args)
 
     import torch
+    from common import describe_run
 
-    print(f"device: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
-    print(f"date: {datetime.date.today()}")
-    print(f"command: python benchmarks/{' '.join(sys.argv[0].split('/')[-1:] + sys.argv[1:])}")
+    describe_run()
     print(f"default model (random weights), 64x64, 8 fps, {args.steps} steps, guidance on; prompt: {PROMPTS[0]!r}, seed 0\n")
     results, memory = {}, {}
     for mode in args.modes:

@@ -12,27 +12,13 @@ this kernel, and is measured with them. Wan2.1-1.3B's attention shape: 12 heads 
 """
 
 import argparse
-import datetime
-import platform
-import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
 from t2v.attention.kernels import masked_dense_attention, sparse_attention
 
-
-def timed(fn, repeats):
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best
+from common import describe_run, timed
 
 
 def main() -> None:
@@ -47,9 +33,7 @@ def main() -> None:
     args = parser.parse_args()
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    name = torch.cuda.get_device_name() if device == "cuda" else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
-    print(f"device: {name}; torch {torch.__version__}; date: {datetime.date.today()}")
-    print(f"command: python benchmarks/{' '.join(sys.argv[0].split('/')[-1:] + sys.argv[1:])}")
+    describe_run()
     print(f"{args.heads} heads x {args.dim} channels, batch 1, float32; query tile {args.query_tile}, key block {args.key_block}; "
           f"best of {args.repeats} after a warm-up\n")
     print("| tokens | density | dense SDPA (s) | block-sparse (s) | speed-up | rel. L2 error vs masked dense |")

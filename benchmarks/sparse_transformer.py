@@ -16,9 +16,6 @@ sees; the picture's error is measured on the trained default model (issue 6).
 """
 
 import argparse
-import datetime
-import platform
-import sys
 import time
 
 import torch
@@ -27,17 +24,7 @@ from diffusers import WanTransformer3DModel
 from t2v.attention import calibrate_attention, disable_sparse_attention, enable_sparse_attention
 from t2v.attention.processor import self_attention_qkv
 
-
-def timed(fn, repeats):
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best
+from common import describe_run, timed
 
 
 def main() -> None:
@@ -51,9 +38,7 @@ def main() -> None:
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = getattr(torch, args.dtype)
-    name = torch.cuda.get_device_name() if device == "cuda" else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
-    print(f"device: {name}; torch {torch.__version__}; date: {datetime.date.today()}")
-    print(f"command: python benchmarks/{' '.join(sys.argv[0].split('/')[-1:] + sys.argv[1:])}")
+    describe_run()
     frames, height, width = args.grid
     tokens = frames * height * width
     print(f"stock WanTransformer3DModel, Wan2.1-1.3B layer shape, {args.layers} layers, random weights, {args.dtype}; "

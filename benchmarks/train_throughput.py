@@ -8,14 +8,11 @@ table with the device, the date and the command.
 """
 
 import argparse
-import datetime
 import json
-import platform
-import sys
 import tempfile
 from pathlib import Path
 
-import torch
+from common import describe_run
 
 
 def rate(output_dir: Path, batch_size: int, warmup: int) -> float:
@@ -51,9 +48,7 @@ def main() -> None:
             rows.append((name, rate(out, args.batch_size, args.warmup), unit))
             (out / "metrics.jsonl").unlink()
 
-    device = "cuda: " + torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-    print(f"device: {device}; date: {datetime.date.today()}; torch {torch.__version__}")
-    print(f"command: python {' '.join(sys.argv)}")
+    describe_run()
     print("\n| stage | samples/s | sample |\n| --- | --- | --- |")
     for name, value, unit in rows:
         print(f"| {name} | {value:.2f} | {unit} |")
