@@ -99,8 +99,8 @@ class MotionWindow:
 
 
 @dataclass
-class VideoScore:
-    """ShapesBench scores of one video (see the module docstring for the definitions)."""
+class Scores:
+    """The ShapesBench metrics (see the module docstring for the definitions)."""
 
     num_frames: int
     seconds: float
@@ -113,26 +113,21 @@ class VideoScore:
     flicker: float
     color_flicker: float
     detected: float
+
+
+@dataclass
+class VideoScore(Scores):
+    """ShapesBench scores of one video, with its judged motion windows."""
+
     windows: list[MotionWindow] = field(default_factory=list)
 
 
 @dataclass
-class BenchSummary:
+class BenchSummary(Scores):
     """Means over videos of the per-video scores (motion over the videos with a judged window);
     jumps and jumps_per_minute pool all videos: total jumps, and per total minute."""
 
     num_videos: int
-    num_frames: int
-    seconds: float
-    color_accuracy: float
-    shape_accuracy: float
-    motion_accuracy: float | None
-    identity_consistency: float
-    jumps: int
-    jumps_per_minute: float
-    flicker: float
-    color_flicker: float
-    detected: float
 
     def goals(self) -> dict[str, bool | None]:
         """For every goal in GOALS whether it is met (None for a motion accuracy with no window)."""
