@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     shapes.add_argument("--out", required=True, help="the folder to write")
     shapes.add_argument("--num", type=_checked("--num", integer=True), required=True, help="number of videos")
     shapes.add_argument("--seconds", type=_checked("--seconds"), required=True, help="length of each video")
+    shapes.add_argument("--max-seconds", type=_checked("--max-seconds"), default=None,
+                        help="draw each video's length from [--seconds, --max-seconds] instead")
     shapes.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same folder (default: 0)")
     shapes.add_argument("--max-changes", type=int, default=2, help="most changes per caption, e.g. 'then it turns blue' (default: 2)")
     shapes.add_argument("--include-held-out", action="store_true", help="also use the held-out color-shape pairs")
@@ -226,8 +228,9 @@ def cmd_data(args) -> int:
     for option, value in (("--seed", args.seed), ("--max-changes", args.max_changes)):
         if value < 0:
             raise UsageError(f"{option} must be 0 or more, got {value}.")
-    out = write_shapes_folder(args.out, args.num, args.seconds, args.seed, not args.include_held_out, args.max_changes)
-    print(f"wrote {args.num} videos of {args.seconds:g} s and metadata.jsonl to {out}")
+    out = write_shapes_folder(args.out, args.num, args.seconds, args.seed, not args.include_held_out, args.max_changes, args.max_seconds)
+    length = f"{args.seconds:g} s" if args.max_seconds is None else f"{args.seconds:g} to {args.max_seconds:g} s"
+    print(f"wrote {args.num} videos of {length} and metadata.jsonl to {out}")
     return 0
 
 

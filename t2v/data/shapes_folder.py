@@ -23,14 +23,20 @@ def _whole_number(name: str, value) -> int:
     return int(value)
 
 
-def write_shapes_folder(out_dir, num_videos: int, seconds: float, seed: int = 0, exclude_held_out: bool = True, max_changes: int = 2) -> Path:
+def write_shapes_folder(out_dir, num_videos: int, seconds: float, seed: int = 0, exclude_held_out: bool = True, max_changes: int = 2,
+                        max_seconds: float | None = None) -> Path:
     """Write `num_videos` Shapes videos of `seconds` each (8 fps) to out_dir, with metadata.jsonl; returns out_dir.
+
+    With `max_seconds`, every video's length is drawn uniformly from [seconds, max_seconds] instead.
 
     Video i has seed `seed * 1_000_003 + i` and a caption with 0 to `max_changes` changes. If writing
     fails or is interrupted, the videos this call wrote are removed again (and out_dir, if it made it).
     """
     num_videos = positive_number("num_videos", num_videos, integer=True)
-    num_frames = max(1, round(positive_number("seconds", seconds) * FPS))
+    shortest = max(1, round(positive_number("seconds", seconds) * FPS))
+    longest = shortest if max_seconds is None else max(1, round(positive_number("max_seconds", max_seconds) * FPS))
+    if longest < shortest:
+        raise ValueError(f"max_seconds ({max_seconds}) must be at least seconds ({seconds}).")
     seed, max_changes = _whole_number("seed", seed), _whole_number("max_changes", max_changes)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -42,6 +48,7 @@ def write_shapes_folder(out_dir, num_videos: int, seconds: float, seed: int = 0,
         for i in tqdm(range(num_videos), desc="shapes", unit="video"):
             video_seed = seed * 1_000_003 + i
             caption = sample_caption(np.random.default_rng([video_seed, 1]), max_changes, exclude_held_out)
+            num_frames = int(np.random.default_rng([video_seed, 2]).integers(shortest, longest + 1))
             written.append(write_video(render_video(caption, num_frames, video_seed), out / f"{i:05d}.mp4", FPS))
             lines.append(json.dumps({"file_name": written[-1].name, "text": caption, "seed": video_seed, "num_frames": num_frames}))
         partial = out / ".metadata.jsonl.partial"

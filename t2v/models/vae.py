@@ -48,12 +48,24 @@ class StreamingDecoder:
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Next latent frames (B, C, F, H, W) -> their video frames (B, 3, F', 8H, 8W) in [-1, 1]."""
-        x = self.vae.post_quant_conv(denormalize_latents(self.vae, latents))
+        return self.frames(self.vae.post_quant_conv(denormalize_latents(self.vae, latents))).clamp(-1.0, 1.0)
+
+    def frames(self, features: torch.Tensor) -> torch.Tensor:
+        """`post_quant_conv` features -> video frames, unclamped, with gradients if enabled."""
         out = []
-        for i in range(x.shape[2]):
-            out.append(self.vae.decoder(x[:, :, i : i + 1], feat_cache=self._cache, feat_idx=[0], first_chunk=self._first))
+        for i in range(features.shape[2]):
+            out.append(self.vae.decoder(features[:, :, i : i + 1], feat_cache=self._cache, feat_idx=[0], first_chunk=self._first))
             self._first = False
         video = torch.cat(out, dim=2)
         if self.vae.config.patch_size is not None:
             video = unpatchify(video, patch_size=self.vae.config.patch_size)
-        return video.clamp(-1.0, 1.0)
+        return video
+
+
+def decode_unclamped(vae: AutoencoderKLWan, raw_latents: torch.Tensor) -> torch.Tensor:
+    """The VAE's own (unnormalised) latents -> video, without `vae.decode`'s clamp to [-1, 1].
+
+    For training: the clamp gives no gradient to pixels pushed past the range, so a decoder that
+    overshoots the black background is never pulled back.
+    """
+    return StreamingDecoder(vae).frames(vae.post_quant_conv(raw_latents))

@@ -1,7 +1,7 @@
 """Stage 3: fit the token codec (PCA + normalisation) on the video tokenizer's tokens over the data.
 
 No gradient steps: the VAE and the tokenizer encode every clip of the data set once (clips drawn
-from each video with a fixed seed), and `TokenCodec.fit` computes the projection the planner will
+from each video with a fixed seed; with `--latents_dir`, every whole clip of the cached latents), and `TokenCodec.fit` computes the projection the planner will
 work in.
 """
 
@@ -13,11 +13,13 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 
 from .common import encode_latents, export_pipeline, load_base, video_dataset
+from .latents import LatentVideos
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Fit the token codec (PCA + normalisation) on a video folder.")
-    parser.add_argument("--data_dir", required=True)
+    parser.add_argument("--data_dir", help="a video folder with metadata.jsonl (or metadata.csv)")
+    parser.add_argument("--latents_dir", help="a latent cache (training/cache_latents.py) to use instead of --data_dir")
     parser.add_argument("--model", required=True, help="a t2v model folder whose tokenizer is trained")
     parser.add_argument("--output_dir", required=True, help="the fitted model is written to OUTPUT_DIR/model")
     parser.add_argument("--clips_per_video", type=int, default=4)
@@ -25,18 +27,29 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fps", type=float, default=None)
     args = parser.parse_args(argv)
+    if not (args.data_dir or args.latents_dir):
+        parser.error("give --data_dir (a video folder) or --latents_dir (a latent cache)")
 
     accelerator = Accelerator()
     pipe = load_base(args.model).to(accelerator.device)
-    dataset = video_dataset(args, pipe, num_frames=pipe.config.clip_frames)
-    count = min(len(dataset), args.max_videos or len(dataset))
     tokens = []
     with torch.no_grad():
-        for i in tqdm(range(count), desc="codec", disable=not accelerator.is_main_process):
-            for k in range(args.clips_per_video):
-                video = dataset.get(i, seed=args.seed * 7919 + i * 101 + k)["video"][None].to(accelerator.device)
-                latents = encode_latents(pipe.vae, video)
-                tokens.append(pipe.video_tokenizer(latents.to(pipe.video_tokenizer.dtype)).float().cpu())
+        if args.latents_dir:  # every whole clip of every cached video
+            videos = LatentVideos(args.latents_dir)
+            f = pipe.latent_frames_per_clip
+            for i in tqdm(range(min(len(videos), args.max_videos or len(videos))), desc="codec", disable=not accelerator.is_main_process):
+                latents = videos[i][0]
+                clips = latents[:, : latents.shape[1] // f * f].unflatten(1, (-1, f)).transpose(0, 1)
+                if len(clips):
+                    tokens.append(pipe.video_tokenizer(clips.to(accelerator.device, pipe.video_tokenizer.dtype)).float().cpu())
+        else:
+            dataset = video_dataset(args, pipe, num_frames=pipe.config.clip_frames)
+            count = min(len(dataset), args.max_videos or len(dataset))
+            for i in tqdm(range(count), desc="codec", disable=not accelerator.is_main_process):
+                for k in range(args.clips_per_video):
+                    video = dataset.get(i, seed=args.seed * 7919 + i * 101 + k)["video"][None].to(accelerator.device)
+                    latents = encode_latents(pipe.vae, video)
+                    tokens.append(pipe.video_tokenizer(latents.to(pipe.video_tokenizer.dtype)).float().cpu())
     tokens = torch.cat(tokens).flatten(0, 1)
     pipe.token_codec.fit(tokens)
     codes = pipe.token_codec.encode(tokens)

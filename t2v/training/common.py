@@ -11,6 +11,7 @@ from diffusers.training_utils import compute_density_for_timestep_sampling
 
 from .. import T2VPipeline, default_model_path
 from ..models.vae import normalize_latents
+from ..schedulers import PerFrameFlowMatch
 from ..video_io import write_video
 
 
@@ -57,16 +58,25 @@ def training_scheduler(pipe: T2VPipeline) -> FlowMatchEulerDiscreteScheduler:
     return FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config)
 
 
-def flow_matching_loss(predict, x0: torch.Tensor, scheduler, generator: torch.Generator, mask: torch.Tensor | None = None):
+def flow_matching_loss(predict, x0: torch.Tensor, scheduler, generator: torch.Generator, mask: torch.Tensor | None = None,
+                       sigma: torch.Tensor | None = None):
     """Rectified-flow loss: x_σ = (1−σ)·x0 + σ·ε, target ε − x0; σ drawn logit-normally (SD3, Wan).
 
     `predict(x_σ, timesteps)` returns the velocity; `mask`, broadcastable to x0, selects what counts.
+    `sigma` (B, F) gives every latent frame its own noise level instead (see `fifo_sigmas`); the
+    timesteps are then (B, F) too, and frames at σ = 0 (clean context) do not count.
     """
     batch = x0.shape[0]
-    u = compute_density_for_timestep_sampling("logit_normal", batch, logit_mean=0.0, logit_std=1.0, device=x0.device, generator=generator)
-    index = (u * scheduler.config.num_train_timesteps).long().clamp(max=len(scheduler.timesteps) - 1).cpu()
-    timesteps = scheduler.timesteps[index].to(x0.device)
-    sigma = scheduler.sigmas[index].to(device=x0.device, dtype=x0.dtype).view(-1, *[1] * (x0.ndim - 1))
+    if sigma is None:
+        u = compute_density_for_timestep_sampling("logit_normal", batch, logit_mean=0.0, logit_std=1.0, device=x0.device, generator=generator)
+        index = (u * scheduler.config.num_train_timesteps).long().clamp(max=len(scheduler.timesteps) - 1).cpu()
+        timesteps = scheduler.timesteps[index].to(x0.device)
+        sigma = scheduler.sigmas[index].to(device=x0.device, dtype=x0.dtype).view(-1, *[1] * (x0.ndim - 1))
+    else:
+        timesteps = sigma * scheduler.config.num_train_timesteps
+        noisy_frames = (sigma > 0).view(batch, 1, -1, 1, 1)
+        mask = noisy_frames if mask is None else mask * noisy_frames
+        sigma = sigma.to(x0.dtype).view(batch, 1, -1, 1, 1)
     noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     noisy = (1.0 - sigma) * x0 + sigma * noise
     error = (predict(noisy, timesteps).float() - (noise - x0).float()) ** 2
@@ -74,6 +84,34 @@ def flow_matching_loss(predict, x0: torch.Tensor, scheduler, generator: torch.Ge
         return error.mean()
     mask = mask.to(error.dtype).expand_as(error)
     return (error * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def fifo_sigmas(scheduler, batch: int, frames: int, generator: torch.Generator, steps: tuple[int, int] = (10, 50),
+                diagonal_share: float = 0.5) -> torch.Tensor:
+    """Noise levels (B, F) of the windows the model meets at inference (FIFO-Diffusion, Kim et al., 2024).
+
+    A `diagonal_share` of the rows sit on FIFO's diagonal: with S steps (drawn from `steps`) frame j
+    of a window is at step k + (F − 1 − j), k uniform in [−(F − 1), S − 1], clamped to [0, S], so
+    earlier frames are cleaner, one step apart, and frames past the queue's front are clean context
+    (σ = 0). The other rows have one level for all frames, drawn logit-normally: the first window,
+    ordinary sampling and independent clips. Sigmas follow the scheduler's shift, as at inference.
+    """
+    device = generator.device
+    u = compute_density_for_timestep_sampling("logit_normal", batch, logit_mean=0.0, logit_std=1.0, device=device, generator=generator)
+    num_steps = torch.randint(steps[0], steps[1] + 1, (batch, 1), generator=generator, device=device).cpu()
+    k = (torch.rand(batch, 1, generator=generator, device=device).cpu() * (num_steps + frames - 1)).floor() - (frames - 1)
+    index = torch.minimum((k + torch.arange(frames - 1, -1, -1)).clamp(min=0), num_steps.float()).long()
+    diagonal = torch.stack([inference_sigmas(scheduler, int(n))[i] for n, i in zip(num_steps[:, 0], index)])
+    on_diagonal = torch.rand(batch, 1, generator=generator, device=device).cpu() < diagonal_share
+    shift = scheduler.config.shift
+    u = u.cpu().view(batch, 1).expand(batch, frames)
+    level = shift * u / (1 + (shift - 1) * u)
+    return torch.where(on_diagonal, diagonal, level)
+
+
+def inference_sigmas(scheduler, num_steps: int) -> torch.Tensor:
+    """The S + 1 sigmas of an S-step schedule, as `PerFrameFlowMatch` steps through them (last: 0, clean)."""
+    return PerFrameFlowMatch(FlowMatchEulerDiscreteScheduler.from_config(scheduler.config), num_steps).sigmas
 
 
 def export_pipeline(pipe: T2VPipeline, output_dir: Path, trained_on: str) -> Path:

@@ -5,6 +5,8 @@ the token grid (codec_dim, K·t, h, w), and the planner learns, by the flow-matc
 that grid from the caption. With `--max_clips` the clip count varies between videos: batches are
 padded and the loss is masked to the real clips (the padded clips are still seen by self-attention,
 which diffusers' Wan blocks run unmasked; `--num_clips`, the default, avoids padding altogether).
+With `--latents_dir` each sample is a whole cached video (training/cache_latents.py), tokenised in
+the chunks the pipeline plans at inference, with the caption that describes all of it.
 """
 
 import torch
@@ -13,6 +15,7 @@ from torch import nn
 from ..models.planner import tokens_to_grid
 from .args import parse_training_args, training_parser
 from .common import encode_latents, export_pipeline, flow_matching_loss, freeze, load_base, trained_on, training_scheduler, video_dataset, write_validation
+from .latents import LatentPlans, LatentVideos, collate_plans
 from .loop import Stage, train
 
 
@@ -26,12 +29,17 @@ class PlannerTraining(nn.Module):
         self.clip_frames = pipe.config.clip_frames
 
     def forward(self, batch, generator):
-        video = batch["video"]  # (B, 3, K·clip_frames, H, W)
-        batch_size, clips = video.shape[0], video.shape[2] // self.clip_frames
         grid = tuple(self.video_tokenizer.config.grid)
         with torch.no_grad():
-            per_clip = video.unflatten(2, (clips, self.clip_frames)).permute(0, 2, 1, 3, 4, 5).flatten(0, 1)
-            latents = encode_latents(self.vae, per_clip)
+            if "latents" in batch:  # cached latents of whole videos: clip c = latent frames [c·f, (c+1)·f)
+                latents = batch["latents"]
+                batch_size, clips = latents.shape[0], batch["clip_mask"].shape[1]
+                latents = latents.unflatten(2, (clips, -1)).permute(0, 2, 1, 3, 4, 5).flatten(0, 1)
+            else:
+                video = batch["video"]  # (B, 3, K·clip_frames, H, W)
+                batch_size, clips = video.shape[0], video.shape[2] // self.clip_frames
+                per_clip = video.unflatten(2, (clips, self.clip_frames)).permute(0, 2, 1, 3, 4, 5).flatten(0, 1)
+                latents = encode_latents(self.vae, per_clip)
             tokens = self.video_tokenizer(latents.to(self.video_tokenizer.dtype)).float()
             codes = self.pipe.token_codec.encode(tokens).unflatten(0, (batch_size, clips))
             x0 = tokens_to_grid(codes, grid).to(self.planner.dtype)
@@ -53,6 +61,8 @@ def main(argv=None):
     parser.add_argument("--num_clips", type=int, default=4, help="consecutive clips per sample")
     parser.add_argument("--max_clips", type=int, default=None, help="variable clip counts up to this many (padded, masked)")
     parser.add_argument("--text_dropout", type=float, default=0.1)
+    parser.add_argument("--latents_dir", help="train on whole videos of cached latents (training/cache_latents.py) instead of --data_dir; "
+                        "every video gives all its whole clips, up to --max_clips (or --num_clips)")
     args = parse_training_args(parser, argv)
 
     pipe = load_base(args.model)
@@ -61,7 +71,10 @@ def main(argv=None):
     if args.gradient_checkpointing:
         pipe.planner.enable_gradient_checkpointing()
     collate = None
-    if args.max_clips:
+    if args.latents_dir:
+        dataset = LatentPlans(LatentVideos(args.latents_dir), pipe.latent_frames_per_clip, args.max_clips or args.num_clips)
+        collate = collate_plans
+    elif args.max_clips:
         from ..data.video_folder import collate_long
 
         dataset, collate = video_dataset(args, pipe, clip_frames=pipe.config.clip_frames, max_clips=args.max_clips), collate_long

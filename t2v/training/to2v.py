@@ -9,6 +9,11 @@ loss alone and the denoiser becomes its de-tokenizer. Text and tokens are each d
 projections, as for a large pretrained base); `tokens_only` (the base frozen, only the image branch
 that reads the tokens — TokensGen's recipe with a frozen base). The image branch and the tokenizer
 always train. `--train_text_encoder` trains the text encoder too (for worlds trained from scratch).
+
+With `--latents_dir` (a cache from training/cache_latents.py) the stage trains as FIFO samples:
+windows of one clip's length at any offset of a continuous latent video, every frame following the
+tokens of its own clip, and half of the windows at FIFO's diagonal noise levels (`fifo_sigmas`).
+Without it, clips are read from `--data_dir` and encoded by the VAE at every step.
 """
 
 import torch
@@ -18,6 +23,7 @@ from .args import parse_training_args, training_parser
 from .common import (
     encode_latents,
     export_pipeline,
+    fifo_sigmas,
     flow_matching_loss,
     freeze,
     load_base,
@@ -26,6 +32,8 @@ from .common import (
     video_dataset,
     write_validation,
 )
+from ..models.denoiser import expand_frame_timesteps
+from .latents import LatentVideos, LatentWindows
 from .loop import Stage, train
 
 IMAGE_BRANCH = ("add_k_proj", "add_v_proj", "norm_added_k", "condition_embedder.image_embedder")
@@ -42,19 +50,31 @@ class To2VTraining(nn.Module):
         self.text_dropout, self.token_dropout = text_dropout, token_dropout
 
     def forward(self, batch, generator):
-        with torch.no_grad():
-            latents = encode_latents(self.vae, batch["video"])
+        if "latents" in batch:  # a window of cached latents, following the tokens of its frames' clips
+            latents = batch["latents"]
+            sigma = fifo_sigmas(self.scheduler, latents.shape[0], latents.shape[2], generator).to(latents.device)
+            clips = batch["clips"]  # (B, 2, C, f, h, w)
+            tokens = self.video_tokenizer(clips.flatten(0, 1).to(self.video_tokenizer.dtype)).unflatten(0, clips.shape[:2])
+            index = batch["frame_clip"][..., None, None].expand(-1, -1, *tokens.shape[2:])
+            tokens = tokens.gather(1, index).flatten(1, 2)  # (B, f·K, D): K tokens per latent frame
+        else:
+            with torch.no_grad():
+                latents = encode_latents(self.vae, batch["video"])
+            sigma = None
+            tokens = self.video_tokenizer(latents.to(self.video_tokenizer.dtype))
         batch_size = latents.shape[0]
         drop = torch.rand(2, batch_size, generator=generator, device=latents.device)
         captions = ["" if d < self.text_dropout else text for d, text in zip(drop[0].tolist(), batch["text"])]
         text, _ = self.pipe.encode_prompt(captions, do_classifier_free_guidance=False, device=latents.device, dtype=self.transformer.dtype)
-        tokens = self.video_tokenizer(latents.to(self.video_tokenizer.dtype))
         tokens = tokens * (drop[1] >= self.token_dropout).to(tokens.dtype).view(-1, 1, 1)
+        patch_size = self.transformer.config.patch_size
 
         def predict(noisy, timesteps):
+            if timesteps.ndim == 2:
+                timesteps = expand_frame_timesteps(timesteps, noisy.shape, patch_size)
             return self.transformer(noisy, timesteps, text, encoder_hidden_states_image=tokens, return_dict=False)[0]
 
-        return flow_matching_loss(predict, latents.to(self.transformer.dtype), self.scheduler, generator)
+        return flow_matching_loss(predict, latents.to(self.transformer.dtype), self.scheduler, generator, sigma=sigma)
 
 
 def set_trainable(pipe, mode: str, rank: int, train_text_encoder: bool) -> None:
@@ -82,13 +102,17 @@ def main(argv=None):
     parser.add_argument("--train_text_encoder", action="store_true", help="train the text encoder too (worlds trained from scratch)")
     parser.add_argument("--text_dropout", type=float, default=0.1)
     parser.add_argument("--token_dropout", type=float, default=0.1)
+    parser.add_argument("--latents_dir", help="train on FIFO windows of cached latents (training/cache_latents.py) instead of --data_dir")
     args = parse_training_args(parser, argv)
 
     pipe = load_base(args.model)
     set_trainable(pipe, args.train_mode, args.lora_rank, args.train_text_encoder)
     if args.gradient_checkpointing:
         pipe.transformer.enable_gradient_checkpointing()
-    dataset = video_dataset(args, pipe, num_frames=pipe.config.clip_frames)
+    if args.latents_dir:
+        dataset = LatentWindows(LatentVideos(args.latents_dir), pipe.latent_frames_per_clip)
+    else:
+        dataset = video_dataset(args, pipe, num_frames=pipe.config.clip_frames)
     previous = pipe.config.trained_on
 
     def export(model, output_dir):

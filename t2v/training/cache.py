@@ -1,0 +1,29 @@
+"""Between the VAE and the later stages: encode a video folder once into a latent cache (see latents.py)."""
+
+import argparse
+
+from accelerate import Accelerator
+
+from .common import load_base, video_dataset
+from .latents import cache_latents
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Encode every video of a folder once, whole, into OUTPUT_DIR/latents.safetensors.")
+    parser.add_argument("--data_dir", required=True, help="a video folder with metadata.jsonl (or metadata.csv)")
+    parser.add_argument("--model", required=True, help="the t2v model folder whose (trained) VAE encodes the videos")
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--fps", type=float, default=None, help="frame rate the videos are resampled to (default: the model's)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    accelerator = Accelerator()
+    pipe = load_base(args.model).to(accelerator.device)
+    videos = video_dataset(args, pipe, num_frames=1)
+    out = cache_latents(pipe, videos, args.output_dir, show_progress=accelerator.is_main_process)
+    print(f"encoded {len(videos)} videos into {out}")
+    return out
+
+
+if __name__ == "__main__":
+    main()

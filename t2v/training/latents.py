@@ -1,0 +1,136 @@
+"""Latents cached once per video, and the samples the later stages draw from them.
+
+The VAE encodes every training video a single time, whole and continuously, into one causal latent
+sequence: the same latents the pipeline makes at inference, where clip c of the plan covers latent
+frames [c·f, (c+1)·f) (f = 5 for 17-frame clips). The later stages then never run the VAE again:
+
+- `LatentWindows` (tokenizer + To2V): f consecutive latent frames at any offset, so a window may
+  straddle two clips, as FIFO's windows do, with the latents of the two clips its frames belong to.
+- `LatentPlans` (codec, planner): all whole clips of a video, so the planner learns the tokens of
+  exactly the chunks it plans at inference, with the caption of the whole video.
+
+The cache is one safetensors file (`latents.safetensors`): tensor `"i"` is video i's normalised
+latents (C, L, h, w); its metadata holds the captions and the frame counts as JSON.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, safe_open, save_file
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from ..data.video_folder import VideoFolderDataset, read_frames, resample_indices
+from .common import encode_latents
+
+LATENTS_FILE = "latents.safetensors"
+
+
+@torch.no_grad()
+def cache_latents(pipe, videos: VideoFolderDataset, out_dir, show_progress: bool = True) -> Path:
+    """Encode every video of `videos` whole with `pipe.vae`; write OUT_DIR/latents.safetensors (atomically)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tensors, texts, frames = {}, [], []
+    for i, video in enumerate(tqdm(videos.videos, desc="latents", unit="video", disable=not show_progress)):
+        indices = resample_indices(video.frames, video.fps, videos.fps)
+        pixels = read_frames(video.path, indices, videos.height, videos.width)[None].to(pipe.vae.device)
+        tensors[str(i)] = encode_latents(pipe.vae, pixels)[0].float().cpu().contiguous()
+        texts.append(video.text)
+        frames.append(len(indices))
+    partial = out_dir / f".{LATENTS_FILE}.partial"
+    save_file(tensors, partial, metadata={"texts": json.dumps(texts), "num_frames": json.dumps(frames), "fps": str(videos.fps)})
+    os.replace(partial, out_dir / LATENTS_FILE)
+    return out_dir / LATENTS_FILE
+
+
+class LatentVideos:
+    """The cached latents of a folder: `videos[i]` is (latents (C, L, h, w), caption)."""
+
+    def __init__(self, root):
+        path = Path(root) / LATENTS_FILE if Path(root).is_dir() else Path(root)
+        if not path.is_file():
+            raise ValueError(f"No latent cache at {path}: make one with training/cache_latents.py.")
+        with safe_open(path, framework="pt") as f:
+            metadata = f.metadata() or {}
+        if "texts" not in metadata:
+            raise ValueError(f"{path} is not a t2v latent cache (its metadata has no captions).")
+        self.texts = json.loads(metadata["texts"])
+        self.num_frames = json.loads(metadata["num_frames"])
+        tensors = load_file(path)
+        self.latents = [tensors[str(i)] for i in range(len(self.texts))]
+
+    def __len__(self) -> int:
+        return len(self.latents)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
+        return self.latents[index], self.texts[index]
+
+
+class LatentWindows(Dataset):
+    """Windows of `window` latent frames for To2V training, at a random offset drawn from the seed.
+
+    Each item: {"latents": (C, window, h, w), "clips": (2, C, window, h, w) the whole clips of the
+    window's first and last frame, "frame_clip": LongTensor (window,), 0 or 1 per frame, "text"}.
+    Videos shorter than two clips are left out.
+    """
+
+    def __init__(self, videos: LatentVideos, window: int):
+        self.videos, self.window = videos, window
+        self.usable = [i for i, (z, _) in enumerate(videos) if z.shape[1] >= 2 * window]
+        if not self.usable:
+            raise ValueError(f"No cached video holds two clips ({2 * window} latent frames).")
+
+    def __len__(self) -> int:
+        return len(self.usable)
+
+    def get(self, index: int, seed: int) -> dict:
+        latents, text = self.videos[self.usable[index]]
+        f = self.window
+        whole = latents.shape[1] // f * f  # frames inside whole clips
+        start = int(np.random.default_rng(seed).integers(0, whole - f + 1))
+        first, last = start // f, (start + f - 1) // f
+        clips = torch.stack([latents[:, first * f : (first + 1) * f], latents[:, last * f : (last + 1) * f]])
+        frame_clip = (torch.arange(start, start + f) // f != first).long()
+        return {"latents": latents[:, start : start + f], "clips": clips, "frame_clip": frame_clip, "text": text}
+
+
+class LatentPlans(Dataset):
+    """Whole videos for the planner: all whole clips, up to `max_clips`, with the video's caption.
+
+    Each item: {"latents": (C, K·f, h, w), "num_clips": K, "text"}; batch with `collate_plans`.
+    A video's clips beyond `max_clips` are cut off (its caption's timing then no longer fits, so
+    choose max_clips to cover the longest training video).
+    """
+
+    def __init__(self, videos: LatentVideos, window: int, max_clips: int):
+        self.videos, self.window, self.max_clips = videos, window, max_clips
+        self.usable = [i for i, (z, _) in enumerate(videos) if z.shape[1] >= window]
+        if not self.usable:
+            raise ValueError(f"No cached video holds one clip ({window} latent frames).")
+
+    def __len__(self) -> int:
+        return len(self.usable)
+
+    def get(self, index: int, seed: int | None = None) -> dict:
+        latents, text = self.videos[self.usable[index]]
+        clips = min(latents.shape[1] // self.window, self.max_clips)
+        return {"latents": latents[:, : clips * self.window], "num_clips": clips, "text": text}
+
+
+def collate_plans(batch: list[dict]) -> dict:
+    """Pad to the batch's largest clip count; "clip_mask" (B, K) is True where a clip is real."""
+    counts = torch.tensor([item["num_clips"] for item in batch])
+    longest = max(item["latents"].shape[1] for item in batch)
+    latents = torch.zeros(len(batch), *batch[0]["latents"].shape[:1], longest, *batch[0]["latents"].shape[2:])
+    for b, item in enumerate(batch):
+        latents[b, :, : item["latents"].shape[1]] = item["latents"]
+    return {
+        "latents": latents,
+        "text": [item["text"] for item in batch],
+        "num_clips": counts,
+        "clip_mask": torch.arange(int(counts.max()))[None] < counts[:, None],
+    }

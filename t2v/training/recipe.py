@@ -1,0 +1,79 @@
+"""The end of a recipe (training/recipes/*/run.sh): the finished model, and a record of how it was made.
+
+Reads each stage's `metrics.jsonl` and `<stage>.seconds`, writes `OUT/recipe.json` (command, commit,
+date, seconds and last loss per stage) and `OUT/model`, the last stage's model with a `trained_on`
+line that `t2v info` prints: what data, which command, which commit.
+"""
+
+import argparse
+import datetime
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from .common import export_pipeline, load_base
+
+STAGES = ("data", "vae", "latents", "to2v", "codec", "planner")
+
+
+def commit() -> str:
+    """The checkout's commit (with '+changes' when the tree differs from it), or 'unknown'."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+changes" if dirty else "")
+
+
+def last_loss(stage_dir: Path, window: int = 50) -> float | None:
+    """Mean loss of the last `window` optimizer steps in a stage's metrics.jsonl."""
+    path = stage_dir / "metrics.jsonl"
+    if not path.is_file():
+        return None
+    losses = [json.loads(line)["loss"] for line in path.read_text().splitlines() if line.strip()]
+    return sum(losses[-window:]) / len(losses[-window:]) if losses else None
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Finish a recipe: OUT/model and OUT/recipe.json.")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--command", required=True, help="the command that ran the recipe, for the record")
+    parser.add_argument("--started", type=float, default=None, help="unix time the recipe started")
+    parser.add_argument("--last_stage", default="planner")
+    args = parser.parse_args(argv)
+
+    out = Path(args.out)
+    stages = {}
+    for name in STAGES:
+        seconds = out / f"{name}.seconds"
+        stages[name] = {
+            "seconds": int(seconds.read_text()) if seconds.is_file() else None,
+            "final_loss": last_loss(out / name),
+        }
+    total = sum(s["seconds"] or 0 for s in stages.values())
+    record = {
+        "command": args.command,
+        "commit": commit(),
+        "date": datetime.date.today().isoformat(),
+        "total_seconds": total,
+        "wall_seconds": None if args.started is None else int(time.time() - args.started),
+        "stages": stages,
+    }
+    metadata = out / "data" / "train" / "metadata.jsonl"
+    videos = sum(1 for line in metadata.read_text().splitlines() if line.strip()) if metadata.is_file() else "?"
+    line = (f"the Shapes world v1 (../shared/SHAPES.md): {videos} generated videos of 8-64 s, held-out color-shape pairs left out; "
+            f"every stage from scratch by `{args.command}` at commit {record['commit']}, {record['date']}, "
+            f"{total / 60:.0f} min of training")
+    pipe = load_base(str(out / args.last_stage / "model"))
+    export_pipeline(pipe, out / "model", line)
+    (out / "recipe.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {out / 'model'} and {out / 'recipe.json'} ({total / 60:.1f} min of stages)")
+    print(line)
+
+
+if __name__ == "__main__":
+    main()

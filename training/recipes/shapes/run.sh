@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The Shapes-world recipe: every stage of the default model, trained from scratch on generated data.
+#
+#   bash training/recipes/shapes/run.sh [OUT_DIR]        (default OUT_DIR: runs/shapes)
+#
+# Stages: data -> VAE -> latent cache -> text encoder + tokenizer + To2V -> codec -> planner.
+# Every stage writes OUT_DIR/<stage>/ (metrics.jsonl, checkpoints, model/); a stage whose model/ exists
+# is skipped, so a stopped run goes on where it stopped. The finished model is OUT_DIR/model, and
+# OUT_DIR/recipe.json records the command, the commit, the time each stage took and its last loss.
+# Step counts are sized for about an hour on a 2-core CPU; pass `accelerate launch` options through
+# LAUNCH (e.g. LAUNCH="--num_processes 2") to train on GPUs.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../../.." && pwd)"
+OUT="${1:-runs/shapes}"
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
+RUN=(accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no ${LAUNCH:-})
+export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore}"
+T0=$(date +%s)
+
+stage() {  # stage NAME COMMAND...: run unless OUT/NAME/model exists, and time it
+  local name="$1"; shift
+  if [ -e "$OUT/$name/model/model_index.json" ] || [ -e "$OUT/$name/done" ]; then
+    echo "== $name: already done"; return
+  fi
+  echo "== $name"
+  local start=$(date +%s)
+  "$@"
+  echo $(( $(date +%s) - start )) > "$OUT/$name.seconds"
+}
+
+stage data bash -c "t2v data shapes --out '$OUT/data/train' --num 240 --seconds 8 --max-seconds 64 --seed 0 && touch '$OUT/data/done'"
+stage vae "${RUN[@]}" "$ROOT/training/train_vae.py" --config "$HERE/vae.yaml" --data_dir "$OUT/data/train" --output_dir "$OUT/vae"
+stage latents bash -c "python '$ROOT/training/cache_latents.py' --data_dir '$OUT/data/train' --model '$OUT/vae/model' --output_dir '$OUT/latents' && touch '$OUT/latents/done'"
+stage to2v "${RUN[@]}" "$ROOT/training/train_to2v.py" --config "$HERE/to2v.yaml" --latents_dir "$OUT/latents" --model "$OUT/vae/model" --output_dir "$OUT/to2v"
+stage codec python "$ROOT/training/fit_codec.py" --latents_dir "$OUT/latents" --model "$OUT/to2v/model" --output_dir "$OUT/codec"
+stage planner "${RUN[@]}" "$ROOT/training/train_planner.py" --config "$HERE/planner.yaml" --latents_dir "$OUT/latents" --model "$OUT/codec/model" --output_dir "$OUT/planner"
+
+python -m t2v.training.recipe --out "$OUT" --started "$T0" --command "bash training/recipes/shapes/run.sh"
