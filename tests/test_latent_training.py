@@ -1,0 +1,151 @@
+"""Training from a latent cache: the cache, FIFO windows and their noise levels, the planner's whole
+videos, the VAE's training decode, and the recipe's record."""
+
+import json
+
+import pytest
+import torch
+from diffusers import FlowMatchEulerDiscreteScheduler
+
+from t2v import T2VPipeline, default_model_path
+from t2v.data.shapes_folder import write_shapes_folder
+from t2v.data.video_folder import VideoFolderDataset, read_metadata
+from t2v.models.vae import decode_unclamped
+from t2v.training.common import encode_latents, fifo_sigmas, inference_sigmas
+from t2v.training.latents import LatentPlans, LatentVideos, LatentWindows, cache_latents, collate_plans
+from t2v.training.vae import detail_mask
+
+COMMON = ["--train_batch_size", "2", "--max_train_steps", "2", "--checkpointing_steps", "2", "--seed", "0"]
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    pipe = T2VPipeline.from_pretrained(default_model_path())
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture(scope="module")
+def cache(pipe, tmp_path_factory):
+    """Three Shapes videos of 5 to 7 s (two or more clips each), cached."""
+    root = tmp_path_factory.mktemp("latents")
+    write_shapes_folder(root / "data", num_videos=3, seconds=5, max_seconds=7, seed=1)
+    videos = VideoFolderDataset(root / "data", fps=8, height=64, width=64, num_frames=1)
+    cache_latents(pipe, videos, root / "cache", show_progress=False)
+    return root
+
+
+def test_shapes_folder_lengths_vary_within_the_range(cache):
+    lengths = [json.loads(line)["num_frames"] for line in (cache / "data" / "metadata.jsonl").read_text().splitlines()]
+    assert all(40 <= n <= 56 for n in lengths) and len(set(lengths)) > 1
+    with pytest.raises(ValueError, match="at least seconds"):
+        write_shapes_folder(cache / "bad", num_videos=1, seconds=4, max_seconds=2)
+
+
+def test_cache_holds_one_causal_latent_video_per_file(pipe, cache):
+    videos = LatentVideos(cache / "cache")
+    rows = read_metadata(cache / "data" / "metadata.jsonl")
+    assert videos.texts == [text for _, text in rows]
+    for latents, frames in zip(videos.latents, videos.num_frames):
+        assert latents.shape == (8, 1 + (frames - 1) // 4, 8, 8)  # the VAE leaves out a last partial group of 4
+    # causal: the first clip's latents are those of its 17 frames encoded alone
+    dataset = VideoFolderDataset(cache / "data", fps=8, height=64, width=64, num_frames=17)
+    first = dataset._sample(dataset.videos[0], dataset.videos[0].frames, 0.0)["video"][None]
+    with torch.no_grad():
+        alone = encode_latents(pipe.vae, first)[0]
+    torch.testing.assert_close(videos.latents[0][:, :5], alone, atol=1e-4, rtol=1e-4)
+
+
+def test_cache_errors_are_one_sentence(tmp_path):
+    with pytest.raises(ValueError, match="No latent cache"):
+        LatentVideos(tmp_path)
+
+
+class FakeVideos:
+    """Latents whose value is the frame index, so windows can be checked by eye."""
+
+    def __init__(self, lengths):
+        self.items = [(torch.arange(n).float().view(1, n, 1, 1).expand(2, n, 1, 1).clone(), f"video {i}") for i, n in enumerate(lengths)]
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+
+def test_windows_follow_the_clips_of_their_frames():
+    windows = LatentWindows(FakeVideos([7, 12]), window=5)
+    assert len(windows) == 1  # the 7-frame video holds less than two clips
+    starts = set()
+    for seed in range(60):
+        item = windows.get(0, seed)
+        start = int(item["latents"][0, 0])
+        starts.add(start)
+        assert item["latents"][0, :, 0, 0].tolist() == list(range(start, start + 5))
+        expected = [0 if (start + j) // 5 == start // 5 else 1 for j in range(5)]
+        assert item["frame_clip"].tolist() == expected
+        for j in range(5):  # each frame's clip is the whole chunk [5c, 5c + 5) that holds it
+            clip = item["clips"][item["frame_clip"][j], 0, :, 0, 0].long().tolist()
+            assert start + j in clip and clip == list(range(clip[0], clip[0] + 5)) and clip[0] % 5 == 0
+    assert starts == set(range(6))  # frames past the last whole clip (10, 11) are never used
+
+
+def test_plans_are_whole_clips_padded_and_masked():
+    plans = LatentPlans(FakeVideos([7, 12, 3]), window=5, max_clips=4)
+    assert len(plans) == 2
+    batch = collate_plans([plans.get(0), plans.get(1)])
+    assert batch["latents"].shape == (2, 2, 10, 1, 1)
+    assert batch["clip_mask"].tolist() == [[True, False], [True, True]]
+    assert batch["latents"][0, 0, :, 0, 0].tolist() == [0, 1, 2, 3, 4] + [0] * 5
+
+
+def test_fifo_sigmas_are_the_inference_schedule_on_its_diagonal(pipe):
+    scheduler = FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config)
+    table = inference_sigmas(scheduler, 25)
+    sigma = fifo_sigmas(scheduler, 64, 5, torch.Generator().manual_seed(0), steps=(25, 25), diagonal_share=1.0)
+    for row in sigma:
+        index = [int((table - s).abs().argmin()) for s in row]
+        torch.testing.assert_close(row, table[index])
+        noisy = [i for i in index if i < 25]
+        assert all(a - b == 1 for a, b in zip(index, index[1:]) if a < 25 and b > 0)  # one step apart, earlier cleaner
+        assert noisy == sorted(noisy, reverse=True)
+    assert (sigma == 0).any() and (sigma == 1).any()  # clean context at the front, fresh noise at the back
+    flat = fifo_sigmas(scheduler, 64, 5, torch.Generator().manual_seed(0), diagonal_share=0.0)
+    assert (flat == flat[:, :1]).all() and flat.std() > 0.1
+
+
+def test_training_decode_is_the_vae_decode_without_the_clamp(pipe):
+    z = torch.randn(1, 8, 2, 8, 8, generator=torch.Generator().manual_seed(0)) * 3
+    with torch.no_grad():
+        raw = decode_unclamped(pipe.vae, z)
+        clamped = pipe.vae.decode(z).sample
+    torch.testing.assert_close(raw.clamp(-1, 1), clamped)
+
+
+def test_detail_mask_marks_what_differs_from_the_background():
+    video = -torch.ones(1, 3, 2, 16, 16)
+    video[0, 0, 1, 4:8, 4:8] = 0.8
+    mask = detail_mask(video)
+    assert mask.shape == (1, 1, 2, 16, 16)
+    assert mask[0, 0, 0].sum() == 0 and mask[0, 0, 1].sum() == 16 and mask[0, 0, 1, 5, 5] == 1
+
+
+def test_stages_train_from_the_cache_and_the_recipe_records_them(cache, tmp_path):
+    from t2v.training import codec, planner, recipe, to2v
+
+    out = tmp_path / "run"
+    to2v_dir = to2v.main(["--latents_dir", str(cache / "cache"), "--output_dir", str(out / "to2v"), "--train_text_encoder", *COMMON])
+    codec_dir = codec.main(["--latents_dir", str(cache / "cache"), "--model", str(to2v_dir), "--output_dir", str(out / "codec")])
+    planner.main(["--latents_dir", str(cache / "cache"), "--model", str(codec_dir), "--output_dir", str(out / "planner"),
+                  "--max_clips", "3", *COMMON])
+    (out / "to2v.seconds").write_text("12")
+    recipe.main(["--out", str(out), "--command", "bash training/recipes/shapes/run.sh"])
+    record = json.loads((out / "recipe.json").read_text())
+    assert record["stages"]["to2v"]["seconds"] == 12 and record["stages"]["planner"]["final_loss"] > 0
+    assert record["commit"]
+    pipe = T2VPipeline.from_pretrained(out / "model")
+    assert "bash training/recipes/shapes/run.sh" in pipe.config.trained_on and record["commit"] in pipe.config.trained_on
+    frames = pipe("a red circle stays still", num_frames=5, num_inference_steps=2, planner_steps=2,
+                  generator=torch.Generator().manual_seed(0)).frames
+    assert frames.shape == (1, 5, 64, 64, 3)
