@@ -118,11 +118,12 @@ def test_fifo_differs_from_independent_clips_on_long_videos(pipe):
     assert not np.allclose(a, b) and not np.allclose(a, c)
 
 
-def test_frame_tokens_equal_shared_tokens_when_all_frames_share_a_clip(pipe):
+@pytest.mark.parametrize("text_length", [TEXT_CONTEXT_LENGTH, 32])
+def test_frame_tokens_equal_shared_tokens_when_all_frames_share_a_clip(pipe, text_length):
     attn = pipe.transformer.blocks[0].attn2
-    processor = FrameTokenAttnProcessor(8)
+    processor = FrameTokenAttnProcessor(8, text_length)
     hidden = torch.randn(2, 3 * 16, attn.inner_dim if hasattr(attn, "inner_dim") else 64)
-    text = torch.randn(2, TEXT_CONTEXT_LENGTH, 64)
+    text = torch.randn(2, text_length, 64)
     tokens = torch.randn(2, 8, 64)
     with torch.no_grad():
         shared = processor(attn, hidden, torch.cat([tokens, text], 1))
@@ -134,6 +135,18 @@ def test_frame_tokens_equal_shared_tokens_when_all_frames_share_a_clip(pipe):
     assert not torch.allclose(other[:, 32:], shared[:, 32:])
     with pytest.raises(ValueError, match="8 per latent frame"):
         processor(attn, hidden, torch.cat([torch.randn(2, 20, 64), text], 1))
+    if text_length != TEXT_CONTEXT_LENGTH:  # text alone (no tokens) works with a short context too
+        with torch.no_grad():
+            assert processor(attn, hidden, text).shape == hidden.shape
+
+
+def test_a_model_with_a_short_text_context_pads_prompts_to_it():
+    from t2v.models.default import TEXT_CONTEXT, build_default_pipeline
+
+    pipe = build_default_pipeline()
+    embeds, negative = pipe.encode_prompt(["a red circle stays still", "a blue square moves in a circle, then it turns yellow"])
+    assert embeds.shape == negative.shape == (2, TEXT_CONTEXT, 64)
+    assert (embeds[0, 6:] == 0).all() and (embeds[0, :6] != 0).any()  # 5 words and </s>, then zeros
 
 
 def test_stream_equals_call_and_runs_without_autograd(pipe, fast):

@@ -23,6 +23,7 @@ TEXT_DIM = 64
 TOKEN_GRID = (2, 2, 2)
 TOKEN_DIM = 32
 CODEC_DIM = 8
+TEXT_CONTEXT = 32  # text tokens; the longest caption of the Shapes data (two changes) has 22
 
 
 def build_default_pipeline(seed: int = 0, trained_on: str = RANDOM_WEIGHTS):
@@ -70,6 +71,7 @@ def build_default_pipeline(seed: int = 0, trained_on: str = RANDOM_WEIGHTS):
         height=64,
         width=64,
         trained_on=trained_on,
+        text_context_length=TEXT_CONTEXT,
     )
 
 

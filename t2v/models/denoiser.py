@@ -4,7 +4,9 @@ The To2V stage of TokensGen. It is diffusers' `WanTransformer3DModel` as it stan
 weights in diffusers format load as its base: text enters through cross-attention; the clip's
 condensed tokens enter through Wan's decoupled image branch (`image_dim` = token channels,
 `added_kv_proj_dim` = the model width), whose keys and values are added beside the text's. Wan's
-attention processor takes the last 512 context tokens as text, so prompts are padded to 512.
+attention processor takes the last 512 context tokens as text, so prompts are padded to 512; a
+model trained from scratch may pad to fewer (`FrameTokenAttnProcessor(text_length=...)`, the
+pipeline's `text_context_length`), which makes cross-attention that much cheaper.
 
 Frames of one window may sit at different noise levels (FIFO-Diffusion): diffusers' Wan accepts a
 timestep per token, shaped (B, seq_len), and `expand_frame_timesteps` turns one timestep per latent
@@ -57,25 +59,26 @@ class FrameTokenAttnProcessor(WanAttnProcessor):
     Args:
         tokens_per_frame (`int`): K. Image context of K tokens is shared by all frames (Wan's behaviour);
             of G·K tokens it is split into G groups, one per latent frame (queries are frame-major).
+        text_length (`int`): the text's share of the context, at its end (Wan: 512).
     """
 
-    def __init__(self, tokens_per_frame: int):
+    def __init__(self, tokens_per_frame: int, text_length: int = TEXT_CONTEXT_LENGTH):
         super().__init__()
-        self.tokens_per_frame = tokens_per_frame
+        self.tokens_per_frame, self.text_length = tokens_per_frame, text_length
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, rotary_emb=None):
         image_tokens = 0
         if encoder_hidden_states is not None and attn.add_k_proj is not None:
-            image_tokens = encoder_hidden_states.shape[1] - TEXT_CONTEXT_LENGTH
+            image_tokens = encoder_hidden_states.shape[1] - self.text_length
         groups = image_tokens // self.tokens_per_frame
         if image_tokens % self.tokens_per_frame or (groups > 1 and hidden_states.shape[1] % groups):
             raise ValueError(
                 f"Per-frame tokens must be {self.tokens_per_frame} per latent frame for {hidden_states.shape[1]} "
                 f"video tokens, got {image_tokens}."
             )
-        if groups <= 1:
+        if groups <= 1 and self.text_length == TEXT_CONTEXT_LENGTH:
             return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, rotary_emb)
-        batch = hidden_states.shape[0]
+        batch, groups = hidden_states.shape[0], max(groups, 1)
         image, text = encoder_hidden_states[:, :image_tokens], encoder_hidden_states[:, image_tokens:]
 
         query, key, value = _get_qkv_projections(attn, hidden_states, text)
@@ -83,6 +86,8 @@ class FrameTokenAttnProcessor(WanAttnProcessor):
         key = attn.norm_k(key).unflatten(2, (attn.heads, -1))
         value = value.unflatten(2, (attn.heads, -1))
         out = dispatch_attention_fn(query, key, value, backend=self._attention_backend).flatten(2, 3).type_as(query)
+        if not image_tokens:
+            return attn.to_out[1](attn.to_out[0](out))
 
         key_img, value_img = _get_added_kv_projections(attn, image)
         key_img = attn.norm_added_k(key_img).unflatten(2, (attn.heads, -1))
@@ -99,7 +104,7 @@ class FrameTokenAttnProcessor(WanAttnProcessor):
         return attn.to_out[1](attn.to_out[0](out))
 
 
-def set_frame_token_attention(transformer: WanTransformer3DModel, tokens_per_frame: int) -> None:
+def set_frame_token_attention(transformer: WanTransformer3DModel, tokens_per_frame: int, text_length: int = TEXT_CONTEXT_LENGTH) -> None:
     """Install `FrameTokenAttnProcessor` on every cross-attention of a Wan transformer (self-attention untouched)."""
     for block in transformer.blocks:
-        block.attn2.set_processor(FrameTokenAttnProcessor(tokens_per_frame))
+        block.attn2.set_processor(FrameTokenAttnProcessor(tokens_per_frame, text_length))

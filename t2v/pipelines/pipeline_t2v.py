@@ -20,7 +20,7 @@ import torch
 from diffusers import AutoencoderKLWan, DiffusionPipeline, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.loaders import WanLoraLoaderMixin
-from diffusers.utils import replace_example_docstring
+from diffusers.utils import logging, replace_example_docstring
 from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
 from tqdm.auto import tqdm
@@ -35,6 +35,8 @@ from ..schedulers import PerFrameFlowMatch
 from ..tokenizers import TokenCodec, VideoTokenizer
 from ..validation import finite_number, positive_number
 from .pipeline_output import T2VPipelineOutput, T2VStream
+
+logger = logging.get_logger(__name__)
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -81,6 +83,7 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         clip_frames (`int`): frames of one clip (1 + 4·n for the causal VAE).
         height, width (`int`): the default resolution.
         trained_on (`str`): one line saying what the weights were trained on, shown by `t2v info`.
+        text_context_length (`int`): text tokens the prompt is padded (or cut) to; Wan's is 512.
     """
 
     model_cpu_offload_seq = "text_encoder->planner->transformer->vae"
@@ -101,6 +104,7 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         height: int = 64,
         width: int = 64,
         trained_on: str = "unknown",
+        text_context_length: int = TEXT_CONTEXT_LENGTH,
     ):
         super().__init__()
         self.register_modules(
@@ -113,7 +117,8 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             vae=vae,
             scheduler=scheduler,
         )
-        self.register_to_config(fps=fps, clip_frames=clip_frames, height=height, width=width, trained_on=trained_on)
+        self.register_to_config(fps=fps, clip_frames=clip_frames, height=height, width=width, trained_on=trained_on,
+                                text_context_length=text_context_length)
         self.vae_scale_factor_temporal = vae.config.scale_factor_temporal
         self.vae_scale_factor_spatial = vae.config.scale_factor_spatial
         if (clip_frames - 1) % self.vae_scale_factor_temporal:
@@ -127,7 +132,7 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             )
         self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor_spatial)
         # a FIFO window may straddle two clips: each latent frame then reads its own clip's tokens
-        set_frame_token_attention(transformer, video_tokenizer.num_tokens)
+        set_frame_token_attention(transformer, video_tokenizer.num_tokens, text_context_length)
 
     # ------------------------------------------------------------------------------------------------
     # Loading
@@ -207,10 +212,13 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
     # Prompt encoding
 
     def _text_embeds(self, prompt: list[str], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        length = self.config.text_context_length
+        if max(len(ids) for ids in self.tokenizer(prompt).input_ids) > length:
+            logger.warning(f"A prompt is longer than this model's {length} text tokens; the rest of it is left out.")
         inputs = self.tokenizer(
             prompt,
             padding="longest",
-            max_length=TEXT_CONTEXT_LENGTH,
+            max_length=length,
             truncation=True,
             add_special_tokens=True,
             return_attention_mask=True,
@@ -220,7 +228,7 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         hidden = self.text_encoder(ids, mask).last_hidden_state.to(device=device, dtype=dtype)
         # Wan's convention: keep each prompt's real tokens and pad with zeros to the fixed context length.
         hidden = hidden * mask.to(device=device, dtype=dtype).unsqueeze(-1)
-        return torch.nn.functional.pad(hidden, (0, 0, 0, TEXT_CONTEXT_LENGTH - hidden.shape[1]))
+        return torch.nn.functional.pad(hidden, (0, 0, 0, length - hidden.shape[1]))
 
     def encode_prompt(
         self,
@@ -230,7 +238,7 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         device: torch.device | None = None,
         dtype: torch.dtype | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Encode prompts (and negative prompts for guidance) to (B, 512, text_dim) embeddings."""
+        """Encode prompts (and negative prompts for guidance) to (B, text_context_length, text_dim) embeddings (Wan: 512)."""
         device = device or self._execution_device
         dtype = dtype or self.transformer.dtype
         prompt = [prompt] if isinstance(prompt, str) else list(prompt)

@@ -3,7 +3,8 @@
 #
 #   bash training/recipes/shapes/run.sh [OUT_DIR]        (default OUT_DIR: runs/shapes)
 #
-# Stages: data -> VAE -> latent cache -> text encoder + tokenizer + To2V -> codec -> planner.
+# Stages: data -> VAE -> latent cache -> text encoder + tokenizer + To2V -> codec -> planner, all
+# starting from freshly initialised weights (`python -m t2v.models.default`), never from the packaged model.
 # Every stage writes OUT_DIR/<stage>/ (metrics.jsonl, checkpoints, model/); a stage whose model/ exists
 # is skipped, so a stopped run goes on where it stopped. The finished model is OUT_DIR/model, and
 # OUT_DIR/recipe.json records the command, the commit, the time each stage took and its last loss.
@@ -31,7 +32,8 @@ stage() {  # stage NAME COMMAND...: run unless OUT/NAME/model exists, and time i
 }
 
 stage data bash -c "t2v data shapes --out '$OUT/data/train' --num 240 --seconds 8 --max-seconds 64 --seed 0 && touch '$OUT/data/done'"
-stage vae "${RUN[@]}" "$ROOT/training/train_vae.py" --config "$HERE/vae.yaml" --data_dir "$OUT/data/train" --output_dir "$OUT/vae"
+stage init python -m t2v.models.default "$OUT/init/model"
+stage vae "${RUN[@]}" "$ROOT/training/train_vae.py" --config "$HERE/vae.yaml" --model "$OUT/init/model" --data_dir "$OUT/data/train" --output_dir "$OUT/vae"
 stage latents bash -c "python '$ROOT/training/cache_latents.py' --data_dir '$OUT/data/train' --model '$OUT/vae/model' --output_dir '$OUT/latents' && touch '$OUT/latents/done'"
 stage to2v "${RUN[@]}" "$ROOT/training/train_to2v.py" --config "$HERE/to2v.yaml" --latents_dir "$OUT/latents" --model "$OUT/vae/model" --output_dir "$OUT/to2v"
 stage codec python "$ROOT/training/fit_codec.py" --latents_dir "$OUT/latents" --model "$OUT/to2v/model" --output_dir "$OUT/codec"
