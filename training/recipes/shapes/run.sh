@@ -3,10 +3,11 @@
 #
 #   bash training/recipes/shapes/run.sh [OUT_DIR]        (default OUT_DIR: runs/shapes)
 #
-# Stages: data -> VAE -> latent cache -> text encoder + tokenizer + To2V -> codec -> planner, all
+# Stages: data -> VAE (5-frame, then 9-frame clips) -> latent cache -> text encoder + tokenizer + To2V -> codec -> planner, all
 # starting from freshly initialised weights (`python -m t2v.models.default`), never from the packaged model.
 # Every stage writes OUT_DIR/<stage>/ (metrics.jsonl, checkpoints, model/); a stage whose model/ exists
-# is skipped, so a stopped run goes on where it stopped. The finished model is OUT_DIR/model, and
+# is skipped and a stage stopped midway resumes from its last checkpoint, so running the command again
+# after a stop goes on where it stopped. The finished model is OUT_DIR/model, and
 # OUT_DIR/recipe.json records the command, the commit, the time each stage took and its last loss.
 # Step counts are sized for about an hour on a 2-core CPU; pass `accelerate launch` options through
 # LAUNCH (e.g. LAUNCH="--num_processes 2") to train on GPUs.
@@ -17,6 +18,7 @@ OUT="${1:-runs/shapes}"
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 RUN=(accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no ${LAUNCH:-})
+RESUME=(--resume_from_checkpoint latest)  # a stage stopped midway goes on from its last checkpoint
 export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore}"
 T0=$(date +%s)
 
@@ -33,10 +35,11 @@ stage() {  # stage NAME COMMAND...: run unless OUT/NAME/model exists, and time i
 
 stage data bash -c "t2v data shapes --out '$OUT/data/train' --num 240 --seconds 8 --max-seconds 64 --seed 0 && touch '$OUT/data/done'"
 stage init python -m t2v.models.default "$OUT/init/model"
-stage vae "${RUN[@]}" "$ROOT/training/train_vae.py" --config "$HERE/vae.yaml" --model "$OUT/init/model" --data_dir "$OUT/data/train" --output_dir "$OUT/vae"
-stage latents bash -c "python '$ROOT/training/cache_latents.py' --data_dir '$OUT/data/train' --model '$OUT/vae/model' --output_dir '$OUT/latents' && touch '$OUT/latents/done'"
-stage to2v "${RUN[@]}" "$ROOT/training/train_to2v.py" --config "$HERE/to2v.yaml" --latents_dir "$OUT/latents" --model "$OUT/vae/model" --output_dir "$OUT/to2v"
+stage vae "${RUN[@]}" "$ROOT/training/train_vae.py" --config "$HERE/vae.yaml" --model "$OUT/init/model" --data_dir "$OUT/data/train" --output_dir "$OUT/vae" "${RESUME[@]}"
+stage vae_video "${RUN[@]}" "$ROOT/training/train_vae.py" --config "$HERE/vae_video.yaml" --model "$OUT/vae/model" --data_dir "$OUT/data/train" --output_dir "$OUT/vae_video" "${RESUME[@]}"
+stage latents bash -c "python '$ROOT/training/cache_latents.py' --data_dir '$OUT/data/train' --model '$OUT/vae_video/model' --output_dir '$OUT/latents' && touch '$OUT/latents/done'"
+stage to2v "${RUN[@]}" "$ROOT/training/train_to2v.py" --config "$HERE/to2v.yaml" --latents_dir "$OUT/latents" --model "$OUT/vae_video/model" --output_dir "$OUT/to2v" "${RESUME[@]}"
 stage codec python "$ROOT/training/fit_codec.py" --latents_dir "$OUT/latents" --model "$OUT/to2v/model" --output_dir "$OUT/codec"
-stage planner "${RUN[@]}" "$ROOT/training/train_planner.py" --config "$HERE/planner.yaml" --latents_dir "$OUT/latents" --model "$OUT/codec/model" --output_dir "$OUT/planner"
+stage planner "${RUN[@]}" "$ROOT/training/train_planner.py" --config "$HERE/planner.yaml" --latents_dir "$OUT/latents" --model "$OUT/codec/model" --output_dir "$OUT/planner" "${RESUME[@]}"
 
 python -m t2v.training.recipe --out "$OUT" --started "$T0" --command "bash training/recipes/shapes/run.sh"
