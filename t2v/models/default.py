@@ -1,8 +1,9 @@
 """The default model: a tiny configuration of every component at 64×64, 8 fps, clips of 17 frames.
 
 `build_default_pipeline` makes it from a seed, with random weights, and `python -m
-t2v.models.default OUT_DIR` saves it; the folder shipped in `t2v/default_model/` was made that way.
-Its weights stay random until the Shapes-world training lands, and its `trained_on` says so.
+t2v.models.default OUT_DIR` saves it: the Shapes recipe (`training/recipes/shapes/run.sh`) starts
+from that and trains every component; the folder shipped in `t2v/default_model/` is its result, and
+its `trained_on` line says with which command and commit.
 """
 
 import argparse
@@ -76,7 +77,7 @@ def build_default_pipeline(seed: int = 0, trained_on: str = RANDOM_WEIGHTS):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Save the default t2v model (random weights) to a folder.")
+    parser = argparse.ArgumentParser(description="Save the default t2v model, freshly initialised (random weights), to a folder.")
     parser.add_argument("output_dir")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
