@@ -71,7 +71,7 @@ def test_info_describes_the_default_model(tmp_path):
     result = run_cli("info", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "random" in out  # says plainly that the weights are untrained
+    assert "Shapes world" in out and "training/recipes/shapes/run.sh" in out  # what it was trained on, and how
     for name in ("text_encoder", "video_tokenizer", "token_codec", "planner", "transformer", "vae", "scheduler"):
         assert name in out
     assert "64x64 at 8 fps" in out and "17 frames" in out
