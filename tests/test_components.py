@@ -78,7 +78,7 @@ def test_planner_grid_layout_roundtrip():
 
 def test_planner_any_number_of_clips(pipe):
     grid, codec_dim = tuple(pipe.video_tokenizer.config.grid), pipe.token_codec.config.codec_dim
-    text = torch.randn(1, 512, pipe.planner.config.text_dim)
+    text = torch.randn(1, pipe.config.text_context_length, pipe.planner.config.text_dim)
     for clips in (1, 3, 8):
         x = torch.randn(1, codec_dim, clips * grid[0], grid[1], grid[2])
         out = pipe.planner(x, torch.tensor([500.0]), text, return_dict=False)[0]
@@ -99,7 +99,7 @@ def test_denoiser_takes_a_timestep_per_frame(pipe):
     torch.manual_seed(0)
     tr = pipe.transformer
     latents = torch.randn(1, tr.config.in_channels, 5, 8, 8)
-    text = torch.randn(1, 512, tr.config.text_dim)
+    text = torch.randn(1, pipe.config.text_context_length, tr.config.text_dim)
     tokens = torch.randn(1, 8, tr.config.image_dim)
 
     def run(frame_t):
@@ -118,7 +118,7 @@ def test_denoiser_takes_a_timestep_per_frame(pipe):
 def test_denoiser_reads_the_tokens(pipe):
     tr = pipe.transformer
     latents = torch.randn(1, tr.config.in_channels, 5, 8, 8)
-    text = torch.randn(1, 512, tr.config.text_dim)
+    text = torch.randn(1, pipe.config.text_context_length, tr.config.text_dim)
     t = torch.tensor([500.0])
     a = tr(latents, t, text, encoder_hidden_states_image=torch.randn(1, 8, tr.config.image_dim), return_dict=False)[0]
     b = tr(latents, t, text, encoder_hidden_states_image=torch.randn(1, 8, tr.config.image_dim), return_dict=False)[0]

@@ -188,11 +188,13 @@ def test_ctrl_c_leaves_a_playable_video(tmp_path):
     partial = tmp_path / ".long.partial.mp4"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "t2v.cli", "generate", PROMPT, "--seconds", "120", "--steps", "10", "-o", str(out)],
+        [sys.executable, "-m", "t2v.cli", "generate", PROMPT, "--seconds", "600", "--steps", "10", "--planner-steps", "4", "-o", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
     )
     try:
-        assert _wait_for(lambda: partial.exists() and partial.stat().st_size > 2000, 120), "no frames were written"
+        # the encoder buffers mostly black frames for a long time: wait for the file, then for some frames
+        assert _wait_for(partial.exists, 120), "no frames were written"
+        time.sleep(15)
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
         _, err = proc.communicate(timeout=60)
     finally:
@@ -202,7 +204,7 @@ def test_ctrl_c_leaves_a_playable_video(tmp_path):
     assert "interrupted; wrote the first" in err and "Traceback" not in err
     assert out.exists() and not partial.exists()
     frames, fps = read_video(out)
-    assert 0 < len(frames) < 960 and frames.shape[1:] == (64, 64, 3) and fps == 8
+    assert 0 < len(frames) < 4800 and frames.shape[1:] == (64, 64, 3) and fps == 8
 
 
 DISTRIBUTED = """

@@ -30,7 +30,8 @@ stage() {  # stage NAME COMMAND...: run unless OUT/NAME/model exists, and time i
   echo "== $name"
   local start=$(date +%s)
   "$@"
-  echo $(( $(date +%s) - start )) > "$OUT/$name.seconds"
+  local before=$(cat "$OUT/$name.seconds" 2>/dev/null || echo 0)  # a resumed stage adds to its time
+  echo $(( before + $(date +%s) - start )) > "$OUT/$name.seconds"
 }
 
 stage data bash -c "t2v data shapes --out '$OUT/data/train' --num 240 --seconds 8 --max-seconds 64 --seed 0 && touch '$OUT/data/done'"
