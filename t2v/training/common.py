@@ -129,7 +129,8 @@ def export_pipeline(pipe: T2VPipeline, output_dir: Path, trained_on: str) -> Pat
 
 def trained_on(args, stage: str, previous: str) -> str:
     """One line for `t2v info`: what this stage trained on, after what the base model had."""
-    data = Path(args.data_dir).name if args.data_dir else "?"
+    source = args.data_dir or getattr(args, "latents_dir", None)
+    data = Path(source).name if source else "?"
     line = f"{stage} on {data} ({args.max_train_steps} steps, seed {args.seed})"
     if previous and "random" not in previous and previous != "unknown":
         return f"{previous}; {line}"
