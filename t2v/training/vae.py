@@ -5,9 +5,12 @@ no perceptual model ships offline with t2v. The posterior's mode is decoded, as 
 with the mode: from scratch, a sampled latent is mostly the posterior's initial unit noise and
 training stalls. The decoder's output is not clamped (`decode_unclamped`), so overshooting pixels
 still get gradients. `--detail_weight W` weights pixels that differ from their frame's background
-(median color) 1 + W times, for small objects on plain backgrounds (the Shapes recipe uses 10). At export the per-channel mean and std of the latents
-over the data are written into the VAE's config (`latents_mean`, `latents_std`), as Wan's VAE has
-them, so that the denoiser sees unit-variance latents.
+(median color) 1 + W times, for small objects on plain backgrounds (the Shapes recipe uses 10).
+`--num_frames` sets the clip length: at least 9 (three latent frames) trains the causal cache in its
+steady state, where a latent frame's cache comes from a 4-frame chunk rather than the first frame.
+At export the per-channel mean and std of the latents over the data are written into the VAE's
+config (`latents_mean`, `latents_std`), as Wan's VAE has them, so that the denoiser sees
+unit-variance latents.
 """
 
 import numpy as np
