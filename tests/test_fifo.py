@@ -12,6 +12,7 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 
 from t2v.fifo import FIFOSampler, FIFOSchedule, denoise_window
+from t2v.models.default import build_default_pipeline
 from t2v.models.denoiser import FrameTokenAttnProcessor, TEXT_CONTEXT_LENGTH
 from t2v.schedulers import PerFrameFlowMatch
 from t2v.video_io import VideoWriter, read_video, to_uint8
@@ -141,7 +142,7 @@ def test_frame_tokens_equal_shared_tokens_when_all_frames_share_a_clip(pipe, tex
 
 
 def test_a_model_with_a_short_text_context_pads_prompts_to_it():
-    from t2v.models.default import TEXT_CONTEXT, build_default_pipeline
+    from t2v.models.default import TEXT_CONTEXT
 
     pipe = build_default_pipeline()
     embeds, negative = pipe.encode_prompt(["a red circle stays still", "a blue square moves in a circle, then it turns yellow"])
@@ -186,15 +187,17 @@ def _wait_for(predicate, timeout):
 def test_ctrl_c_leaves_a_playable_video(tmp_path):
     out = tmp_path / "long.mp4"
     partial = tmp_path / ".long.partial.mp4"
+    # a freshly initialised model: its noisy frames reach the file at once (the packaged model's black
+    # frames stay in the encoder's buffers for a long time), and Ctrl-C is what is tested here
+    build_default_pipeline().save_pretrained(tmp_path / "model")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "t2v.cli", "generate", PROMPT, "--seconds", "600", "--steps", "10", "--planner-steps", "4", "-o", str(out)],
+        [sys.executable, "-m", "t2v.cli", "generate", PROMPT, "--seconds", "120", "--steps", "10", "--model",
+         str(tmp_path / "model"), "-o", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
     )
     try:
-        # the encoder buffers mostly black frames for a long time: wait for the file, then for some frames
-        assert _wait_for(partial.exists, 120), "no frames were written"
-        time.sleep(15)
+        assert _wait_for(lambda: partial.exists() and partial.stat().st_size > 2000, 120), "no frames were written"
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
         _, err = proc.communicate(timeout=60)
     finally:
@@ -204,7 +207,7 @@ def test_ctrl_c_leaves_a_playable_video(tmp_path):
     assert "interrupted; wrote the first" in err and "Traceback" not in err
     assert out.exists() and not partial.exists()
     frames, fps = read_video(out)
-    assert 0 < len(frames) < 4800 and frames.shape[1:] == (64, 64, 3) and fps == 8
+    assert 0 < len(frames) < 960 and frames.shape[1:] == (64, 64, 3) and fps == 8
 
 
 DISTRIBUTED = """
