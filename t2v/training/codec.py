@@ -39,9 +39,10 @@ def main(argv=None):
             f = pipe.latent_frames_per_clip
             for i in tqdm(range(min(len(videos), args.max_videos or len(videos))), desc="codec", disable=not accelerator.is_main_process):
                 latents = videos[i][0]
-                clips = latents[:, : latents.shape[1] // f * f].unflatten(1, (-1, f)).transpose(0, 1)
-                if len(clips):
-                    tokens.append(pipe.video_tokenizer(clips.to(accelerator.device, pipe.video_tokenizer.dtype)).float().cpu())
+                count = latents.shape[1] // f  # whole clips, as the pipeline chunks them
+                if count:
+                    whole = latents[None, :, : count * f].to(accelerator.device)
+                    tokens.append(pipe.encode_video_tokens(whole, count)[0].float().cpu())
         else:
             dataset = video_dataset(args, pipe, num_frames=pipe.config.clip_frames)
             count = min(len(dataset), args.max_videos or len(dataset))
