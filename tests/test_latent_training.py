@@ -13,7 +13,7 @@ from t2v.data.video_folder import VideoFolderDataset, read_metadata
 from t2v.models.vae import decode_unclamped
 from t2v.training.common import encode_latents, fifo_sigmas, inference_sigmas
 from t2v.training.latents import LatentPlans, LatentVideos, LatentWindows, cache_latents, collate_plans
-from t2v.training.vae import detail_mask
+from t2v.training.vae import detail_crops, detail_mask
 
 COMMON = ["--train_batch_size", "2", "--max_train_steps", "2", "--checkpointing_steps", "2", "--seed", "0"]
 
@@ -129,6 +129,21 @@ def test_detail_mask_marks_what_differs_from_the_background():
     mask = detail_mask(video)
     assert mask.shape == (1, 1, 2, 16, 16)
     assert mask[0, 0, 0].sum() == 0 and mask[0, 0, 1].sum() == 16 and mask[0, 0, 1, 5, 5] == 1
+
+
+def test_crops_hold_the_object_and_bad_sizes_are_refused(tmp_path, capsys):
+    from t2v.training import vae
+
+    video = -torch.ones(3, 3, 9, 64, 64)
+    video[0, :, :, 50:58, 2:10] = 0.5  # an object near the bottom-left corner
+    video[1, :, :, 20:30, 30:40] = 0.5
+    crops = detail_crops(video, 32, torch.Generator().manual_seed(0))
+    assert crops.shape == (3, 3, 9, 32, 32)
+    assert (crops[0] > 0).sum() == (video[0] > 0).sum() and (crops[1] > 0).sum() == (video[1] > 0).sum()
+    assert (crops[2] == -1).all()  # no object: a random window of the background
+    with pytest.raises(SystemExit):
+        vae.main(["--model", str(default_model_path()), "--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "o"), "--crop", "20"])
+    assert "--crop must be a multiple of the VAE's 8x downscaling" in capsys.readouterr().err
 
 
 def test_stages_train_from_the_cache_and_the_recipe_records_them(cache, tmp_path):

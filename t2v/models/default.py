@@ -34,12 +34,22 @@ def build_default_pipeline(seed: int = 0, trained_on: str = RANDOM_WEIGHTS):
     torch.manual_seed(seed)
     tokenizer = build_word_tokenizer(vocabulary())
     text_encoder = build_text_encoder(len(tokenizer), d_model=TEXT_DIM)
+    # Wan 2.2's residual VAE layout (pixels folded 2×2 into channels, average-pool shortcuts around
+    # every down- and up-sampling block), scaled down: 2×2 patches then two 2× downsamplings keep Wan
+    # 2.1's 8× spatial and 4× temporal compression. The shortcuts make it learn far faster from
+    # scratch than Wan 2.1's layout (benchmarks/vae_ceiling.py; issue 6 note).
     vae = AutoencoderKLWan(
-        base_dim=16,
+        base_dim=32,
         z_dim=LATENT_CHANNELS,
-        dim_mult=[1, 2, 4, 4],
+        dim_mult=[1, 2, 2],
         num_res_blocks=1,
-        temperal_downsample=[False, True, True],
+        temperal_downsample=[True, True],
+        is_residual=True,
+        patch_size=2,
+        in_channels=12,
+        out_channels=12,
+        scale_factor_spatial=8,
+        scale_factor_temporal=4,
         latents_mean=[0.0] * LATENT_CHANNELS,
         latents_std=[1.0] * LATENT_CHANNELS,
     )

@@ -8,6 +8,10 @@ still get gradients. `--detail_weight W` weights pixels that differ from their f
 (median color) 1 + W times, for small objects on plain backgrounds (the Shapes recipe uses 10).
 `--num_frames` sets the clip length: at least 9 (three latent frames) trains the causal cache in its
 steady state, where a latent frame's cache comes from a 4-frame chunk rather than the first frame.
+`--crop S` trains on S×S windows around those detail pixels (`detail_crops`): the VAE is
+convolutional, so the same weights then decode whole frames, and a step costs (S/H)² of a whole
+frame's while the object fills (H/S)² more of it; a stage on whole frames should follow, as the
+encoder's attention sees a smaller grid on crops.
 At export the per-channel mean and std of the latents over the data are written into the VAE's
 config (`latents_mean`, `latents_std`), as Wan's VAE has them, so that the denoiser sees
 unit-variance latents.
@@ -25,12 +29,14 @@ from .loop import Stage, train
 
 
 class VAETraining(nn.Module):
-    def __init__(self, vae, kl_weight: float, detail_weight: float):
+    def __init__(self, vae, kl_weight: float, detail_weight: float, crop: int | None = None):
         super().__init__()
-        self.vae, self.kl_weight, self.detail_weight = vae, kl_weight, detail_weight
+        self.vae, self.kl_weight, self.detail_weight, self.crop = vae, kl_weight, detail_weight, crop
 
     def forward(self, batch, generator):
         video = batch["video"].to(self.vae.dtype)
+        if self.crop:
+            video = detail_crops(video, self.crop, generator)
         posterior = self.vae.encode(video).latent_dist
         recon = decode_unclamped(self.vae, posterior.mode())
         kl = 0.5 * (posterior.mean**2 + posterior.var - 1.0 - posterior.logvar).mean()
@@ -47,6 +53,26 @@ def detail_mask(video: torch.Tensor, threshold: float = 0.1) -> torch.Tensor:
     """
     median = video.flatten(3).median(dim=3).values[..., None, None]
     return ((video - median).abs() > threshold).any(dim=1, keepdim=True).to(video.dtype)
+
+
+def detail_crops(video: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """A size×size window of every clip (B, 3, F, H, W), centred on its detail pixels (see `detail_mask`)
+    over the whole clip, shifted at random by up to a quarter of the window, kept inside the frame;
+    a clip without detail gets a random window."""
+    _, _, _, height, width = video.shape
+    mask = detail_mask(video).amax(dim=(1, 2)).cpu()  # (B, H, W)
+    shift = torch.randint(-(size // 4), size // 4 + 1, (len(video), 2), generator=generator, device=generator.device)
+    crops = []
+    for clip, where, (dy, dx) in zip(video, mask, shift.tolist()):
+        ys, xs = torch.nonzero(where, as_tuple=True)
+        if len(ys):
+            cy, cx = int(ys.float().mean()) + dy, int(xs.float().mean()) + dx
+        else:
+            cy, cx = (int(torch.randint(size // 2, n - size // 2 + 1, (1,), generator=generator, device=generator.device)) for n in (height, width))
+        top = min(max(cy - size // 2, 0), height - size)
+        left = min(max(cx - size // 2, 0), width - size)
+        crops.append(clip[:, :, top : top + size, left : left + size])
+    return torch.stack(crops)
 
 
 @torch.no_grad()
@@ -66,9 +92,14 @@ def main(argv=None):
     parser.add_argument("--kl_weight", type=float, default=1e-6)
     parser.add_argument("--detail_weight", type=float, default=0.0, help="extra weight of pixels that differ from their frame's median color")
     parser.add_argument("--num_frames", type=int, default=None, help="frames per training clip (default: the model's clip)")
+    parser.add_argument("--crop", type=int, default=None, help="train on crops of this size around the pixels that differ from the background")
     args = parse_training_args(parser, argv)
 
     pipe = load_base(args.model)
+    scale = pipe.vae.config.scale_factor_spatial
+    if args.crop is not None and (args.crop <= 0 or args.crop % scale or args.crop > min(pipe.config.height, pipe.config.width)):
+        parser.error(f"--crop must be a multiple of the VAE's {scale}x downscaling and at most the model's "
+                     f"{pipe.config.height}x{pipe.config.width} frames, got {args.crop}")
     if args.from_scratch:
         torch.manual_seed(args.seed)
         pipe.vae = type(pipe.vae).from_config(pipe.vae.config)
@@ -88,7 +119,7 @@ def main(argv=None):
         path.parent.mkdir(parents=True, exist_ok=True)
         write_video(((pair.float().cpu().numpy() + 1) / 2).astype(np.float32), path.with_suffix(".mp4"), pipe.config.fps)
 
-    return train(Stage("vae", VAETraining(pipe.vae, args.kl_weight, args.detail_weight), dataset, export, validate), args)
+    return train(Stage("vae", VAETraining(pipe.vae, args.kl_weight, args.detail_weight, args.crop), dataset, export, validate), args)
 
 
 if __name__ == "__main__":
