@@ -37,7 +37,7 @@ def build_default_pipeline(seed: int = 0, trained_on: str = RANDOM_WEIGHTS):
     # Wan 2.2's residual VAE layout (pixels folded 2×2 into channels, average-pool shortcuts around
     # every down- and up-sampling block), scaled down: 2×2 patches then two 2× downsamplings keep Wan
     # 2.1's 8× spatial and 4× temporal compression. The shortcuts make it learn far faster from
-    # scratch than Wan 2.1's layout (benchmarks/vae_ceiling.py; issue 6 note).
+    # scratch than Wan 2.1's layout (benchmarks/vae_layouts.py).
     vae = AutoencoderKLWan(
         base_dim=32,
         z_dim=LATENT_CHANNELS,
