@@ -6,12 +6,14 @@ with the mode: from scratch, a sampled latent is mostly the posterior's initial 
 training stalls. The decoder's output is not clamped (`decode_unclamped`), so overshooting pixels
 still get gradients. `--detail_weight W` weights pixels that differ from their frame's background
 (median color) 1 + W times, for small objects on plain backgrounds (the Shapes recipe uses 10).
-`--num_frames` sets the clip length: at least 9 (three latent frames) trains the causal cache in its
-steady state, where a latent frame's cache comes from a 4-frame chunk rather than the first frame.
+`--num_frames` sets the clip length. The causal encoder and decoder see tens of frames back through
+their stacked temporal convolutions (about 70 for the default model's layout), and a long video runs
+in that steady state: a VAE trained only on short clips reconstructs their first second well and
+then drifts in color. The Shapes recipe ends on 65-frame clips.
 `--crop S` trains on S×S windows around those detail pixels (`detail_crops`): the VAE is
-convolutional, so the same weights then decode whole frames, and a step costs (S/H)² of a whole
-frame's while the object fills (H/S)² more of it; a stage on whole frames should follow, as the
-encoder's attention sees a smaller grid on crops.
+convolutional, so the same weights decode whole frames (its middle attention then sees a larger
+grid, which the Shapes VAE, trained on crops only, handles; BENCHMARKS.md, "The VAE's ceiling"),
+and a step costs (S/H)² of a whole frame's while the object fills (H/S)² more of it.
 At export the per-channel mean and std of the latents over the data are written into the VAE's
 config (`latents_mean`, `latents_std`), as Wan's VAE has them, so that the denoiser sees
 unit-variance latents.

@@ -3,13 +3,13 @@
 #
 #   bash training/recipes/shapes/run.sh [OUT_DIR]        (default OUT_DIR: runs/shapes)
 #
-# Stages: data -> VAE (5-frame, then 9-frame clips) -> latent cache -> text encoder + tokenizer + To2V -> codec -> planner, all
+# Stages: data -> VAE (32×32 crops of 9-frame, then of 65-frame clips) -> latent cache -> text encoder + tokenizer + To2V -> codec -> planner, all
 # starting from freshly initialised weights (`python -m t2v.models.default`), never from the packaged model.
 # Every stage writes OUT_DIR/<stage>/ (metrics.jsonl, checkpoints, model/); a stage whose model/ exists
 # is skipped and a stage stopped midway resumes from its last checkpoint, so running the command again
 # after a stop goes on where it stopped. The finished model is OUT_DIR/model, and
 # OUT_DIR/recipe.json records the command, the commit, the time each stage took and its last loss.
-# Step counts are sized for about an hour on a 2-core CPU; pass `accelerate launch` options through
+# Step counts are sized for under 90 minutes on a 2-core CPU (the last run: 82); pass `accelerate launch` options through
 # LAUNCH (e.g. LAUNCH="--num_processes 2") to train on GPUs.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
