@@ -65,6 +65,20 @@ def held_out_prompts(count: int, seed: int = 0) -> list[str]:
     return prompts
 
 
+def add_prompt_options(parser: argparse.ArgumentParser) -> None:
+    """The options that pick the model, the held-out prompts, their seeds and length; `vae_ceiling.py`
+    takes the same, so that its videos are the ones this ablation makes."""
+    parser.add_argument("--model", default=None, help="a t2v model folder (default: the packaged model)")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--prompts", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=2)
+
+
+def table_cells(row: dict) -> list[str]:
+    """One markdown table row's cells for the ShapesBench METRICS of `row` (a metric may be None)."""
+    return ["n/a" if row[m] is None else f"{row[m]:.2f}" if m == "jumps_per_minute" else f"{row[m]:.3f}" for m in METRICS]
+
+
 def without_planner(pipe: T2VPipeline):
     """Make `pipe.plan` return zero tokens: the model's token-dropped (text only) condition."""
     plan = pipe.plan
@@ -113,11 +127,8 @@ def write_strip(rows: dict[str, list[np.ndarray]], fps: float, every: float, pat
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default=None, help="a t2v model folder (default: the packaged model)")
     parser.add_argument("--out", required=True, help="where the videos, their metadata and ablation.json go")
-    parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--prompts", type=int, default=5)
-    parser.add_argument("--seeds", type=int, default=2)
+    add_prompt_options(parser)
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--strip", default=None, help="write a PNG strip of the first video of every configuration here")
     args = parser.parse_args()
@@ -164,8 +175,7 @@ def main():
     print("| --- |" + " --- |" * (len(METRICS) + 1))
     print("| goal | " + " | ".join(goal.get(m, "") for m in METRICS) + " | >= 1 |")
     for name, r in results.items():
-        cells = ["n/a" if r[m] is None else f"{r[m]:.3f}" if m != "jumps_per_minute" else f"{r[m]:.2f}" for m in METRICS]
-        print(f"| {name} | " + " | ".join(cells) + f" | {r['realtime_factor']:.2f} |")
+        print(f"| {name} | " + " | ".join(table_cells(r)) + f" | {r['realtime_factor']:.2f} |")
     (out / "ablation.json").write_text(json.dumps({"prompts": prompts, "seeds": args.seeds, "seconds": args.seconds,
                                                    "results": results}, indent=2) + "\n")
     if args.strip:

@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import describe_run  # noqa: E402
-from shapes_ablation import METRICS, held_out_prompts  # noqa: E402
+from shapes_ablation import METRICS, add_prompt_options, held_out_prompts, table_cells  # noqa: E402
 
 from t2v import T2VPipeline, default_model_path  # noqa: E402
 from t2v.data.shapes import render_video  # noqa: E402
@@ -34,6 +34,12 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 10 * np.log10(1.0 / max(mse, 1e-10))
 
 
+def psnr_and_object_psnr(truth: np.ndarray, recon: np.ndarray) -> tuple[float, float]:
+    """PSNR over all pixels and over the object's (where the truth is brighter than 0.05), frames (..., 3) in [0, 1]."""
+    mask = truth.max(axis=-1) > 0.05
+    return psnr(truth, recon), psnr(truth[mask], recon[mask])
+
+
 @torch.no_grad()
 def reconstruct(vae, frames: np.ndarray) -> np.ndarray:
     """(F, H, W, 3) in [0, 1] -> the VAE's reconstruction, same shape, in [0, 1]."""
@@ -44,11 +50,8 @@ def reconstruct(vae, frames: np.ndarray) -> np.ndarray:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default=None, help="a t2v model folder (default: the packaged model)")
     parser.add_argument("--out", required=True, help="where the truth/ and recon/ folders and vae_ceiling.json go")
-    parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--prompts", type=int, default=5)
-    parser.add_argument("--seeds", type=int, default=2)
+    add_prompt_options(parser)
     args = parser.parse_args()
     describe_run()
 
@@ -67,9 +70,9 @@ def main():
             write_video(truth, out / "truth" / name, fps)
             write_video(recon, out / "recon" / name, fps)
             lines.append(json.dumps({"file_name": name, "text": prompt, "seed": seed}))
-            whole.append(psnr(truth, recon))
-            mask = truth.max(axis=-1) > 0.05
-            inside.append(psnr(truth[mask], recon[mask]))
+            both = psnr_and_object_psnr(truth, recon)
+            whole.append(both[0])
+            inside.append(both[1])
     results = {}
     for folder in ("truth", "recon"):
         (out / folder / "metadata.jsonl").write_text("\n".join(lines) + "\n")
@@ -81,8 +84,7 @@ def main():
     print("| videos | " + " | ".join(METRICS) + " |")
     print("| --- |" + " --- |" * len(METRICS))
     for folder, r in results.items():
-        cells = ["n/a" if r[m] is None else f"{r[m]:.2f}" if m == "jumps_per_minute" else f"{r[m]:.3f}" for m in METRICS]
-        print(f"| {folder} | " + " | ".join(cells) + " |")
+        print(f"| {folder} | " + " | ".join(table_cells(r)) + " |")
     print(f"\nreconstruction PSNR: {results['recon']['psnr']:.1f} dB over all pixels, "
           f"{results['recon']['object_psnr']:.1f} dB over the object's")
     (out / "vae_ceiling.json").write_text(json.dumps({"num_frames": num_frames, "results": results}, indent=2) + "\n")

@@ -26,6 +26,7 @@ from diffusers import AutoencoderKLWan
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import describe_run  # noqa: E402
+from vae_ceiling import psnr_and_object_psnr, reconstruct  # noqa: E402
 
 from t2v.data.shapes import render_video, sample_caption  # noqa: E402
 from t2v.models.default import build_default_pipeline  # noqa: E402
@@ -34,19 +35,9 @@ from t2v.training.vae import VAETraining  # noqa: E402
 WAN21 = dict(base_dim=16, z_dim=8, dim_mult=[1, 2, 4, 4], num_res_blocks=1, temperal_downsample=[False, True, True])
 
 
-def clips(count: int, frames: int, rng: np.random.Generator) -> torch.Tensor:
-    videos = [render_video(sample_caption(rng), frames, int(rng.integers(1 << 30))) for _ in range(count)]
-    return torch.from_numpy(np.stack(videos)).permute(0, 4, 1, 2, 3).float() / 127.5 - 1
-
-
-@torch.no_grad()
-def psnr(vae, test: torch.Tensor) -> tuple[float, float]:
-    """(PSNR over all pixels, PSNR over the object's pixels) of the reconstructions, in dB."""
-    recon = (vae.decode(vae.encode(test).latent_dist.mode()).sample + 1) / 2
-    truth = (test + 1) / 2
-    mask = (truth.amax(1, keepdim=True) > 0.05).expand_as(truth)
-    error = (truth - recon) ** 2
-    return 10 * np.log10(1 / float(error.mean())), 10 * np.log10(1 / float(error[mask].mean()))
+def clips(count: int, frames: int, rng: np.random.Generator) -> np.ndarray:
+    """`count` rendered clips of random captions: uint8 (count, frames, 64, 64, 3)."""
+    return np.stack([render_video(sample_caption(rng), frames, int(rng.integers(1 << 30))) for _ in range(count)])
 
 
 def main():
@@ -57,17 +48,17 @@ def main():
     args = parser.parse_args()
     describe_run()
 
-    layouts = {"wan2.1": AutoencoderKLWan(**WAN21), "wan2.2-residual": build_default_pipeline(seed=0).vae}
-    test = clips(8, 17, np.random.default_rng(123))
+    layouts = {"wan2.1": WAN21, "wan2.2-residual": build_default_pipeline().vae.config}
+    test = clips(8, 17, np.random.default_rng(123)).astype(np.float32) / 255.0
     seconds, curves = {}, {}
-    for name, vae in layouts.items():
+    for name, config in layouts.items():
         torch.manual_seed(0)
-        vae = type(vae).from_config(vae.config)  # fresh weights from one seed
+        vae = AutoencoderKLWan.from_config(config)  # fresh weights from one seed
         model = VAETraining(vae, kl_weight=1e-6, detail_weight=10.0)
         optimizer = torch.optim.AdamW(vae.parameters(), lr=5e-4, weight_decay=0.0)
         rng, seconds[name], curves[name] = np.random.default_rng(0), 0.0, []
         for step in range(1, args.steps + 1):
-            batch = {"video": clips(args.batch, 9, rng)}
+            batch = {"video": torch.from_numpy(clips(args.batch, 9, rng)).permute(0, 4, 1, 2, 3).float() / 127.5 - 1}
             start = time.perf_counter()
             loss = model(batch, None)
             optimizer.zero_grad()
@@ -76,7 +67,8 @@ def main():
             optimizer.step()
             seconds[name] += time.perf_counter() - start
             if step % args.every == 0:
-                curves[name].append((step, *psnr(vae, test)))
+                recon = np.stack([reconstruct(vae, clip) for clip in test])
+                curves[name].append((step, *psnr_and_object_psnr(test, recon)))
                 print(f"{name} step {step}: PSNR {curves[name][-1][1]:.1f} dB, object {curves[name][-1][2]:.1f} dB", flush=True)
         print(f"{name}: {sum(p.numel() for p in vae.parameters()) / 1e6:.2f} M parameters", flush=True)
 
