@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from t2v import T2VPipeline, default_model_path
+from t2v.eval.shapes_bench import score_video
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,10 +28,20 @@ def test_packaged_model_says_how_it_was_trained(pipe):
 
 
 def test_packaged_model_has_learned_the_black_background(pipe):
-    """What the 48-minute recipe does reach (random weights give grey noise): a black background."""
+    """Random weights give grey noise; the trained model draws on black, as every Shapes video is."""
     frames = pipe("a red square stays still", seconds=4, generator=torch.Generator().manual_seed(0)).frames[0]
     assert frames.shape == (32, 64, 64, 3)
     assert np.median(frames, axis=(1, 2)).max() < 0.1
+
+
+@pytest.mark.parametrize("prompt", ["a red square stays still", "a blue circle bounces left and right"])
+def test_packaged_model_draws_the_color_of_the_prompt(pipe, prompt):
+    """Seen color-shape pairs, 4 s: the object is there in (almost) every frame, in the asked color
+    (measured 1.00 and 0.91 at 2026-11-22; shape and motion are not reached yet, see README)."""
+    frames = pipe(prompt, seconds=4, generator=torch.Generator().manual_seed(0)).frames[0]
+    score = score_video((frames * 255).round().astype(np.uint8), prompt)
+    assert score.detected > 0.9
+    assert score.color_accuracy >= 0.8
 
 
 @pytest.mark.slow
