@@ -5,6 +5,9 @@ failed or interrupted write never leaves a half-written video under the name the
 """
 
 import os
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import imageio.v2 as imageio
@@ -59,9 +62,10 @@ class VideoWriter:
             frames = frames[None]
         if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
             raise ValueError(f"Frames must be uint8 shaped (N, H, W, 3), got {frames.dtype} {frames.shape}.")
-        for frame in frames:
-            self._writer.append_data(frame)
-        self.frames_written += len(frames)
+        with _ctrl_c_held():
+            for frame in frames:
+                self._writer.append_data(frame)
+                self.frames_written += 1
 
     def close(self) -> Path:
         self._writer.close()
@@ -82,6 +86,30 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
+
+
+@contextmanager
+def _ctrl_c_held():
+    """Delay Ctrl-C until the block ends, then raise it as usual.
+
+    A KeyboardInterrupt raised inside imageio-ffmpeg's frame writer makes it kill ffmpeg
+    (its "kill" stop policy), which leaves an mp4 without its index: unplayable. Holding the
+    signal for the few milliseconds a chunk takes to reach ffmpeg keeps the file whole.
+    Only the main thread can handle signals; elsewhere, or under a handler that is not
+    Python's (SIG_IGN, SIG_DFL), nothing changes.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield
+        return
+    caught = []
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        previous(signal.SIGINT, caught[0])
 
 
 def write_frames(frames, path: str | os.PathLike, fps: float) -> tuple[int, bool]:

@@ -200,7 +200,13 @@ def test_ctrl_c_leaves_a_playable_video(tmp_path):
     try:
         assert _wait_for(lambda: partial.exists() and partial.stat().st_size > 2000, 120), "no frames were written"
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
-        proc.wait(timeout=60)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # say how the child stood with signals, and what it printed
+            status = f"/proc/{proc.pid}/status"
+            sig = [line for line in open(status) if line.startswith("Sig")] if os.path.exists(status) else []
+            log.seek(0)
+            pytest.fail("still running 60 s after SIGINT; " + "".join(sig) + log.read()[-3000:])
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -1,5 +1,7 @@
 """Video files: what is written reads back; a failed write leaves nothing behind."""
 
+import signal
+
 import numpy as np
 import pytest
 
@@ -32,6 +34,28 @@ def test_failed_write_leaves_no_file(tmp_path):
             writer.append(np.zeros((3, 16, 16, 3), dtype=np.uint8))
             raise RuntimeError("generation failed")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_during_a_write_keeps_the_whole_chunk_and_a_playable_file(tmp_path):
+    # Ctrl-C while a chunk goes to ffmpeg used to stop mid-chunk, and inside imageio-ffmpeg's writer it
+    # killed ffmpeg (an mp4 without its index). Now the chunk is finished, then KeyboardInterrupt comes.
+    frames = np.zeros((8, 16, 16, 3), dtype=np.uint8)
+    with pytest.raises(KeyboardInterrupt):
+        with VideoWriter(tmp_path / "v.mp4", fps=8) as writer:
+            writer.append(frames[:4])
+            write_one = writer._writer.append_data
+
+            def interrupted(frame):
+                if writer.frames_written == 5:
+                    signal.raise_signal(signal.SIGINT)  # what Ctrl-C does, in the middle of the second chunk
+                write_one(frame)
+
+            writer._writer.append_data = interrupted
+            writer.append(frames)
+    assert writer.frames_written == 12
+    back, _ = read_video(tmp_path / "v.mp4")
+    assert len(back) == 12
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C handling is as before
 
 
 def test_wrong_frames_are_refused(tmp_path):
