@@ -116,6 +116,7 @@ def test_teleport_and_shuffled_frames_are_jumps():
     assert np.hypot(truth_here[0]["x"] - truth_there[0]["x"], truth_here[0]["y"] - truth_there[0]["y"]) > 2 * 6
     score = score_video(np.concatenate([here, there]), still)
     assert score.jumps == 1 and score.jumps_per_minute == pytest.approx(60 / 4)
+    assert score.jump_frames == [16]  # the first frame of the second video
     assert score.motion_accuracy == 1.0  # still in both windows: only the jump count sees it
     video = render_video("a cyan triangle moves diagonally", 32, seed=1)
     shuffled = video[np.random.default_rng(0).permutation(32)]

@@ -117,9 +117,10 @@ class Scores:
 
 @dataclass
 class VideoScore(Scores):
-    """ShapesBench scores of one video, with its judged motion windows."""
+    """ShapesBench scores of one video, with its judged motion windows and the frames a jump lands on."""
 
     windows: list[MotionWindow] = field(default_factory=list)
+    jump_frames: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -361,12 +362,13 @@ def score_video(frames, caption: str, fps: float = FPS) -> VideoScore:
         phase_color[p] = _majority([measured[i].color for i in frames_p if found[i]], expected[frames_p[0]]["color"])
     identity = np.array([m is not None and m.shape == shape and m.color == phase_color[p] for m, p in zip(measured, phases)])
 
-    jumps, last = 0, None
+    jump_frames, last = [], None
     for i in np.flatnonzero(found):
         onto_orbit = expected[i]["motion"] == "moves in a circle" and i > 0 and expected[i - 1]["motion"] != "moves in a circle"
         if last is not None and not onto_orbit and np.hypot(*(xy[i] - xy[last])) > JUMP_PX * (i - last):
-            jumps += 1
+            jump_frames.append(int(i))
         last = i
+    jumps = len(jump_frames)
 
     near = np.stack([m.mask if m is not None else np.zeros((SIZE, SIZE), bool) for m in measured])
     for _ in range(2):
@@ -391,6 +393,7 @@ def score_video(frames, caption: str, fps: float = FPS) -> VideoScore:
         color_flicker=float(np.mean(color_steps)) if color_steps else 0.0,
         detected=float(found.mean()),
         windows=windows,
+        jump_frames=jump_frames,
     )
 
 
