@@ -34,7 +34,7 @@ class VideoWriter:
 
     Use as a context manager: leaving the block by an exception removes the partial file, except Ctrl-C
     (KeyboardInterrupt) once frames were written: then the file is closed and kept, a playable video of
-    what was made so far.
+    what was made so far. Ctrl-C during `append` lands once the chunk is written.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float):

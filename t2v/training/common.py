@@ -118,7 +118,7 @@ def inference_sigmas(scheduler, num_steps: int) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=256)
 def _inference_sigmas(config: str, num_steps: int) -> torch.Tensor:
-    # building a scheduler costs ~0.6 ms, and `fifo_sigmas` needs one per row: 8% of a To2V step before this cache
+    # building a scheduler costs ~0.3 ms and `fifo_sigmas` needs one per row: about 4% of a To2V step on a CPU, uncached
     return PerFrameFlowMatch(FlowMatchEulerDiscreteScheduler.from_config(json.loads(config)), num_steps).sigmas
 
 
