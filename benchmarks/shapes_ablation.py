@@ -67,7 +67,7 @@ def held_out_prompts(count: int, seed: int = 0) -> list[str]:
 
 def add_prompt_options(parser: argparse.ArgumentParser) -> None:
     """The options that pick the model, the held-out prompts, their seeds and length; `vae_ceiling.py`
-    takes the same, so that its videos are the ones this ablation makes."""
+    and `jump_phase.py` take the same, so that their videos are the ones this ablation makes."""
     parser.add_argument("--model", default=None, help="a t2v model folder (default: the packaged model)")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--prompts", type=int, default=5)

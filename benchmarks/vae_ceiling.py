@@ -70,9 +70,9 @@ def main():
             write_video(truth, out / "truth" / name, fps)
             write_video(recon, out / "recon" / name, fps)
             lines.append(json.dumps({"file_name": name, "text": prompt, "seed": seed}))
-            both = psnr_and_object_psnr(truth, recon)
-            whole.append(both[0])
-            inside.append(both[1])
+            frame_psnr, object_psnr = psnr_and_object_psnr(truth, recon)
+            whole.append(frame_psnr)
+            inside.append(object_psnr)
     results = {}
     for folder in ("truth", "recon"):
         (out / folder / "metadata.jsonl").write_text("\n".join(lines) + "\n")
