@@ -56,6 +56,15 @@ def test_cache_holds_one_causal_latent_video_per_file(pipe, cache):
     torch.testing.assert_close(videos.latents[0][:, :5], alone, atol=1e-4, rtol=1e-4)
 
 
+def test_cache_encoded_in_a_batch_equals_each_video_alone(pipe, cache, tmp_path):
+    videos = VideoFolderDataset(cache / "data", fps=8, height=64, width=64, num_frames=1)
+    cache_latents(pipe, videos, tmp_path, batch_size=1, show_progress=False)
+    alone, together = LatentVideos(tmp_path), LatentVideos(cache / "cache")  # the fixture's: all 3 in one batch
+    assert len({z.shape[1] for z in together.latents}) > 1  # the batch was padded
+    for a, b in zip(alone.latents, together.latents):
+        torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)
+
+
 def test_cache_errors_are_one_sentence(tmp_path):
     with pytest.raises(ValueError, match="No latent cache"):
         LatentVideos(tmp_path)

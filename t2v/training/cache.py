@@ -14,13 +14,14 @@ def main(argv=None):
     parser.add_argument("--model", required=True, help="the t2v model folder whose (trained) VAE encodes the videos")
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--fps", type=float, default=None, help="frame rate the videos are resampled to (default: the model's)")
+    parser.add_argument("--batch_size", type=int, default=8, help="videos encoded together, in order of length (lower it if memory runs out)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
     accelerator = Accelerator()
     pipe = load_base(args.model).to(accelerator.device)
     videos = video_dataset(args, pipe, num_frames=1)
-    out = cache_latents(pipe, videos, args.output_dir, show_progress=accelerator.is_main_process)
+    out = cache_latents(pipe, videos, args.output_dir, batch_size=args.batch_size, show_progress=accelerator.is_main_process)
     print(f"encoded {len(videos)} videos into {out}")
     return out
 
