@@ -46,9 +46,9 @@ def cache_latents(pipe, videos: VideoFolderDataset, out_dir, batch_size: int = 8
     with tqdm(total=len(order), desc="latents", unit="video", disable=not show_progress) as progress:
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
-            clips = [read_frames(videos.videos[i].path, indices[i], videos.height, videos.width) for i in batch]
-            longest = max(clip.shape[1] for clip in clips)
-            pixels = torch.stack([F.pad(clip, (0, 0, 0, 0, 0, longest - clip.shape[1])) for clip in clips])
+            decoded = [read_frames(videos.videos[i].path, indices[i], videos.height, videos.width) for i in batch]
+            longest = max(video.shape[1] for video in decoded)
+            pixels = torch.stack([F.pad(video, (0, 0, 0, 0, 0, longest - video.shape[1])) for video in decoded])
             latents = encode_latents(pipe.vae, pixels.to(pipe.vae.device)).float().cpu()
             for i, z in zip(batch, latents):
                 length = 1 + (len(indices[i]) - 1) // stride  # the latent frames of this many frames alone
