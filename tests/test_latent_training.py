@@ -11,6 +11,7 @@ from t2v import T2VPipeline, default_model_path
 from t2v.data.shapes_folder import write_shapes_folder
 from t2v.data.video_folder import VideoFolderDataset, read_metadata
 from t2v.models.vae import decode_unclamped
+from t2v.training.cache import main as cache_main
 from t2v.training.common import encode_latents, fifo_sigmas, inference_sigmas
 from t2v.training.latents import LatentPlans, LatentVideos, LatentWindows, cache_latents, collate_plans
 from t2v.training.vae import detail_crops, detail_mask
@@ -68,6 +69,9 @@ def test_cache_encoded_in_a_batch_equals_each_video_alone(pipe, cache, tmp_path)
 def test_cache_errors_are_one_sentence(tmp_path):
     with pytest.raises(ValueError, match="No latent cache"):
         LatentVideos(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        cache_main(["--data_dir", str(tmp_path), "--model", str(tmp_path), "--output_dir", str(tmp_path), "--batch_size", "0"])
+    assert exit_info.value.code == 2 and not list(tmp_path.iterdir())
 
 
 class FakeVideos:

@@ -17,6 +17,8 @@ def main(argv=None):
     parser.add_argument("--batch_size", type=int, default=8, help="videos encoded together, in order of length (lower it if memory runs out)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error(f"--batch_size must be at least 1, got {args.batch_size}.")
 
     accelerator = Accelerator()
     pipe = load_base(args.model).to(accelerator.device)
