@@ -103,7 +103,8 @@ def fifo_sigmas(scheduler, batch: int, frames: int, generator: torch.Generator, 
     num_steps = torch.randint(steps[0], steps[1] + 1, (batch, 1), generator=generator, device=device).cpu()
     k = (torch.rand(batch, 1, generator=generator, device=device).cpu() * (num_steps + frames - 1)).floor() - (frames - 1)
     index = torch.minimum((k + torch.arange(frames - 1, -1, -1)).clamp(min=0), num_steps.float()).long()
-    diagonal = torch.stack([inference_sigmas(scheduler, int(n))[i] for n, i in zip(num_steps[:, 0], index)])
+    config = _config_key(scheduler)  # once per batch, not once per row
+    diagonal = torch.stack([_inference_sigmas(config, int(n))[i] for n, i in zip(num_steps[:, 0], index)])
     on_diagonal = torch.rand(batch, 1, generator=generator, device=device).cpu() < diagonal_share
     shift = scheduler.config.shift
     u = u.cpu().view(batch, 1).expand(batch, frames)
@@ -113,7 +114,12 @@ def fifo_sigmas(scheduler, batch: int, frames: int, generator: torch.Generator, 
 
 def inference_sigmas(scheduler, num_steps: int) -> torch.Tensor:
     """The S + 1 sigmas of an S-step schedule, as `PerFrameFlowMatch` steps through them (last: 0, clean)."""
-    return _inference_sigmas(json.dumps(dict(scheduler.config), sort_keys=True), num_steps).clone()
+    return _inference_sigmas(_config_key(scheduler), num_steps).clone()
+
+
+def _config_key(scheduler) -> str:
+    """The scheduler's config as a hashable key of the sigma cache below."""
+    return json.dumps(dict(scheduler.config), sort_keys=True)
 
 
 @functools.lru_cache(maxsize=256)
