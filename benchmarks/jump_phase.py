@@ -37,7 +37,7 @@ def main():
     phases, videos = Counter(), 0
     for prompt in held_out_prompts(args.prompts):
         for seed in range(args.seeds):
-            frames = pipe(prompt, num_frames=round(args.seconds * pipe.config.fps), generator=torch.Generator().manual_seed(seed)).frames[0]
+            frames = pipe(prompt, seconds=args.seconds, generator=torch.Generator().manual_seed(seed)).frames[0]
             score = score_video(frames, prompt, fps=pipe.config.fps)
             phases.update(j % period for j in score.jump_frames)
             videos += 1
