@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from t2v.data.video_folder import VideoFolderDataset, collate_long
+from t2v.data.video_folder import VideoFolderDataset, collate_long, resample_indices
 from t2v.video_io import write_video
 
 SIZE = dict(height=16, width=16)
@@ -188,7 +188,7 @@ def test_missing_corrupt_short_and_unsupported_videos_are_skipped_at_constructio
 def test_video_damaged_after_construction_is_replaced_by_the_next(tmp_path):
     frames = index_frames(24)
     root = make_folder(tmp_path, {"a.mp4": (frames, 8), "b.mp4": (frames, 8), "c.webm": (frames, 8)})
-    dataset = VideoFolderDataset(root, fps=8, num_frames=8, **SIZE)
+    dataset = VideoFolderDataset(root, fps=8, num_frames=8, cache_bytes=0, **SIZE)  # every access reads the file
     (root / "b.mp4").write_bytes(np.random.default_rng(0).bytes(3000))
     with pytest.warns(UserWarning, match=r"Skipping b\.mp4: it could not be decoded") as record:
         item = dataset.get(1, seed=5)
@@ -205,6 +205,26 @@ def test_video_damaged_after_construction_is_replaced_by_the_next(tmp_path):
     (root / "a.mp4").write_bytes(b"")
     with pytest.warns(UserWarning, match="Skipping a.mp4"), pytest.raises(RuntimeError, match="None of the 3 videos"):
         dataset[0]
+
+
+def test_decoded_videos_are_kept_in_memory_when_the_folder_fits(tmp_path):
+    root = make_folder(tmp_path, {"a.mp4": (index_frames(48), 24), "b.webm": (index_frames(40), 8)})
+    uncached = VideoFolderDataset(root, fps=8, num_frames=6, cache_bytes=0, **SIZE)
+    size = sum(len(resample_indices(v.frames, v.fps, 8)) for v in uncached.videos) * 3 * 16 * 16  # the folder in uint8
+    cached, over = (VideoFolderDataset(root, fps=8, num_frames=6, cache_bytes=n, **SIZE) for n in (size, size - 1))
+    for epoch in range(3):
+        for dataset in (cached, uncached, over):
+            dataset.set_epoch(epoch)
+        for i in range(2):
+            assert torch.equal(cached[i]["video"], uncached[i]["video"]) and torch.equal(over[i]["video"], uncached[i]["video"])
+    (root / "a.mp4").unlink()  # the cache decoded it whole on first use and does not read the file again
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        assert cached.get(0, seed=9)["file_name"] == "a.mp4"
+    with pytest.warns(UserWarning, match=r"Skipping a\.mp4"):  # one byte too little: nothing was kept
+        assert over.get(0, seed=9)["file_name"] == "b.webm"
+    with pytest.raises(ValueError, match="cache_bytes must be a non-negative integer"):
+        VideoFolderDataset(root, fps=8, num_frames=6, cache_bytes=-1, **SIZE)
 
 
 def test_video_shorter_than_its_header_says(tmp_path):
