@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 VIDEO_TYPES = (".mp4", ".webm", ".gif")
+CACHE_BYTES = 2**31  # the default budget for keeping a whole folder's decoded videos in memory
 METADATA_FILES = ("metadata.jsonl", "metadata.csv")
 
 
@@ -74,10 +75,10 @@ class VideoFolderDataset(Dataset):
 
     Construction opens every video once to read its frame rate and length (tens of milliseconds
     per video with ffmpeg). When the whole folder, at `fps` and (height, width) in uint8, fits in
-    `cache_bytes` (default 2 GiB; 0 turns it off), each video is decoded whole on its first use and
-    kept in memory (in the process that reads it: each DataLoader worker holds its own), so later
-    samples cost no decoding: ffmpeg starts in about 80 ms per sample, which on a small folder
-    costs more than the training step. The samples are the same either way.
+    `cache_bytes` (default CACHE_BYTES, 2 GiB; 0 turns it off), each video is decoded whole on its
+    first use and kept in memory by the process that reads it (each DataLoader worker holds its
+    own), so later samples cost no decoding: starting ffmpeg takes about 80 ms a sample, more than
+    a training step on a small folder. The samples are the same either way.
     """
 
     def __init__(
@@ -92,7 +93,7 @@ class VideoFolderDataset(Dataset):
         num_clips: int | None = None,
         max_clips: int | None = None,
         seed: int = 0,
-        cache_bytes: int = 2**31,
+        cache_bytes: int | None = None,
     ):
         self.root = Path(root)
         if not self.root.is_dir():
@@ -104,6 +105,7 @@ class VideoFolderDataset(Dataset):
         for name, value in sizes.items():
             if value is not None and not (is_integer(value) and value > 0):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        cache_bytes = CACHE_BYTES if cache_bytes is None else cache_bytes
         if not (is_integer(cache_bytes) and cache_bytes >= 0):
             raise ValueError(f"cache_bytes must be a non-negative integer, got {cache_bytes!r}.")
         if not is_integer(seed):
