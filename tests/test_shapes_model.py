@@ -38,7 +38,8 @@ def test_packaged_model_has_learned_the_black_background(pipe):
 @pytest.mark.parametrize("prompt", ["a red square stays still", "a blue circle bounces left and right"])
 def test_packaged_model_draws_the_color_of_the_prompt(pipe, prompt):
     """Seen color-shape pairs, 4 s: the object is there in (almost) every frame, in the asked color
-    (measured 1.00 and 1.00 for the model packaged on 2026-11-22; shape and motion are not reached yet, see README)."""
+    (measured 1.00 and 1.00 for the model packaged on 2026-11-22; shape and motion are not reached
+    yet, see README)."""
     frames = pipe(prompt, seconds=4, generator=torch.Generator().manual_seed(0)).frames[0]
     score = score_video(to_uint8(frames), prompt)
     assert score.detected > 0.9
