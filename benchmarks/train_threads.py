@@ -3,9 +3,9 @@
 `accelerate launch` runs each process on one thread unless OMP_NUM_THREADS is set, and a video
 folder read with ffmpeg pays about 80 ms a sample to start the decoder. This runs each stage of
 `training/recipes/shapes/` (its YAML, fewer steps) in a fresh process per configuration and reads
-the seconds per optimizer step from the timestamps in metrics.jsonl, leaving out the first
---warmup steps (for the VAE, more than one pass over the folder, so the cache is full). Prints a
-Markdown table; compare the ratios, measured in one run, not the absolute times.
+the seconds per optimizer step from the timestamps in metrics.jsonl, leaving out the first steps
+(for the VAE one and a half passes over the folder, so that the cache is full). Prints a Markdown
+table; compare the ratios, measured in one run, not the absolute times.
 
     python benchmarks/train_threads.py --videos 48
 """
