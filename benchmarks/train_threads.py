@@ -33,10 +33,17 @@ def seconds_per_step(output_dir: Path, warmup: int) -> float:
     return (timed[-1]["time"] - timed[0]["time"]) / (len(timed) - 1)
 
 
+def quiet(*command, env=None) -> None:
+    """Run a command to the end, its output discarded; CalledProcessError if it fails."""
+    subprocess.run([sys.executable, *map(str, command)], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def run(script: str, args: list[str], threads: int, cache: bool) -> None:
+    """A training script in a fresh process on `threads` threads, with the video cache's default budget or none."""
+    from t2v.data.video_folder import CACHE_BYTES
+
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore")
-    command = [sys.executable, "-c", RUNNER, str(2**31 if cache else 0), str(ROOT / "training" / script), *args]
-    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    quiet("-c", RUNNER, CACHE_BYTES if cache else 0, ROOT / "training" / script, *args, env=env)
 
 
 def main() -> None:
@@ -50,11 +57,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         data = write_shapes_folder(root / "data", num_videos=args.videos, seconds=8, max_seconds=64, seed=0)
-        subprocess.run([sys.executable, "-m", "t2v.models.default", str(root / "init")], check=True, stdout=subprocess.DEVNULL)
-        subprocess.run([sys.executable, str(ROOT / "training" / "cache_latents.py"), "--data_dir", str(data), "--model",
-                        str(root / "init"), "--output_dir", str(root / "latents")], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        subprocess.run([sys.executable, str(ROOT / "training" / "fit_codec.py"), "--latents_dir", str(root / "latents"), "--model",
-                        str(root / "init"), "--output_dir", str(root / "codec")], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        quiet("-m", "t2v.models.default", root / "init")
+        quiet(ROOT / "training" / "cache_latents.py", "--data_dir", data, "--model", root / "init", "--output_dir", root / "latents")
+        quiet(ROOT / "training" / "fit_codec.py", "--latents_dir", root / "latents", "--model", root / "init", "--output_dir", root / "codec")
         vae_warmup = 3 * args.videos // 4 // 2  # one and a half passes of 4 videos a step
         stages = [  # name, script, its arguments, steps, warmup, reads videos
             ("VAE, 32×32 crops of 9-frame clips, batch 4", "train_vae.py",
