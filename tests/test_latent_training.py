@@ -8,6 +8,7 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 
 from t2v import T2VPipeline, default_model_path
+from t2v.data.shapes import render_video
 from t2v.data.shapes_folder import write_shapes_folder
 from t2v.data.video_folder import VideoFolderDataset, read_metadata
 from t2v.models.vae import decode_unclamped
@@ -15,6 +16,7 @@ from t2v.training.cache import main as cache_main
 from t2v.training.common import encode_latents, fifo_sigmas, inference_sigmas
 from t2v.training.latents import LatentPlans, LatentVideos, LatentWindows, cache_latents, collate_plans
 from t2v.training.vae import detail_crops, detail_mask
+from t2v.video_io import write_video
 
 COMMON = ["--train_batch_size", "2", "--max_train_steps", "2", "--checkpointing_steps", "2", "--seed", "0"]
 
@@ -64,6 +66,21 @@ def test_cache_encoded_in_a_batch_equals_each_video_alone(pipe, cache, tmp_path)
     assert len({z.shape[1] for z in together.latents}) > 1  # the batch was padded
     for a, b in zip(alone.latents, together.latents):
         torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)
+
+
+def test_cache_reads_a_cut_file_as_far_as_it_goes(pipe, tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    write_video(render_video("a red circle bounces left and right", 240, seed=0), root / "cut.webm", fps=8)
+    data = (root / "cut.webm").read_bytes()
+    (root / "cut.webm").write_bytes(data[: len(data) // 2])  # the header still says 240 frames
+    (root / "metadata.jsonl").write_text(json.dumps({"file_name": "cut.webm", "text": "a red circle"}) + "\n")
+    videos = VideoFolderDataset(root, fps=8, height=64, width=64, num_frames=1)
+    cache_latents(pipe, videos, tmp_path / "cache", show_progress=False)
+    held = videos.videos[0].decoded_frames
+    assert videos.videos[0].frames == 240 and 17 < held < 240
+    cached = LatentVideos(tmp_path / "cache")
+    assert cached.num_frames == [held] and cached.latents[0].shape[1] == 1 + (held - 1) // 4
 
 
 def test_cache_errors_are_one_sentence(tmp_path):
