@@ -35,7 +35,7 @@ def main():
     pipe.set_progress_bar_config(disable=True)
     period = pipe.vae.config.scale_factor_temporal
     phases, videos = Counter(), 0
-    for prompt in held_out_prompts(args.prompts):
+    for prompt in held_out_prompts(args.prompts, args.prompt_seed):
         for seed in range(args.seeds):
             frames = pipe(prompt, seconds=args.seconds, generator=torch.Generator().manual_seed(seed)).frames[0]
             score = score_video(frames, prompt, fps=pipe.config.fps)

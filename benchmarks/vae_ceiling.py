@@ -62,7 +62,7 @@ def main():
     lines, whole, inside = [], [], []
     for folder in ("truth", "recon"):
         (out / folder).mkdir(parents=True, exist_ok=True)
-    for p, prompt in enumerate(held_out_prompts(args.prompts)):
+    for p, prompt in enumerate(held_out_prompts(args.prompts, args.prompt_seed)):
         for seed in range(args.seeds):
             name = f"{p:02d}-seed{seed}.mp4"
             truth = render_video(prompt, num_frames, seed).astype(np.float32) / 255.0
