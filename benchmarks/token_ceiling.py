@@ -4,8 +4,9 @@
 
 The same held-out prompts and seeds as `shapes_ablation.py`. For every prompt the Shapes generator
 renders the true video; the model's VAE encodes it whole and its video tokenizer condenses every
-clip into tokens, the tokens a perfect planner would plan. The full pipeline (FIFO, same noise
-seeds) then renders the video from the prompt and those tokens instead of the planner's, in three
+clip into tokens, the tokens a perfect planner would plan. The full pipeline (FIFO, the same
+seeds; the noise still differs from the planner row's, whose planning draws from the generator
+first) then renders the video from the prompt and those tokens instead of the planner's, in three
 rows:
 
 - `true tokens`: the tokenizer's tokens as they are;
@@ -74,7 +75,7 @@ def main():
             for seed in range(args.seeds):
                 if row != "planner tokens":
                     tokens = true_tokens(pipe, prompt, num_frames, seed, codec="codec" in row)
-                    pipe.plan = lambda *_, **__: tokens  # noqa: B023 (used before the next prompt replaces it)
+                    pipe.plan = lambda *_, _tokens=tokens, **__: _tokens
                 file_name = f"{p:02d}-seed{seed}.mp4"
                 generate(pipe, prompt, args.seconds, seed, "fifo", folder / file_name)
                 pipe.plan = plan
