@@ -214,7 +214,7 @@ class VideoFolderDataset(Dataset):
             frames = read_frames_uint8(video.path, indices[start : start + need], self.height, self.width)
         else:
             if video.path not in self._decoded:
-                self._decoded[video.path] = read_frames_uint8(video.path, indices, self.height, self.width)
+                self._decoded[video.path] = read_whole_uint8(video, self.fps, self.height, self.width)[1]
             frames = self._decoded[video.path][:, start : start + need]
             if frames.shape[1] < need:  # kept from a cut file (see _load): it ends early, as reading it would
                 raise IndexError(f"{video.file_name} ends before frame {start + need} at {self.fps:g} fps")
@@ -318,19 +318,14 @@ def resample_indices(frames: int, source_fps: float, fps: float) -> np.ndarray:
     return indices[indices < frames]
 
 
-def read_frames(path: Path, indices: np.ndarray, height: int, width: int) -> torch.Tensor:
-    """Decode the frames at source `indices` (ascending), each resized and cropped as soon as it is
-    read -> (3, len(indices), height, width) in [-1, 1]. IndexError if the video ends early."""
-    return to_unit(read_frames_uint8(path, indices, height, width))
-
-
 def to_unit(frames: torch.Tensor) -> torch.Tensor:
     """uint8 frames -> float in [-1, 1]."""
     return frames.float() / 127.5 - 1.0
 
 
 def read_frames_uint8(path: Path, indices: np.ndarray, height: int, width: int) -> torch.Tensor:
-    """`read_frames` in uint8: (3, len(indices), height, width)."""
+    """Decode the frames at source `indices` (ascending), each resized and cropped as soon as it is
+    read -> uint8 (3, len(indices), height, width). IndexError if the video ends early."""
     reader = imageio.get_reader(path)
     frames = {}
     try:
@@ -339,6 +334,20 @@ def read_frames_uint8(path: Path, indices: np.ndarray, height: int, width: int) 
     finally:
         reader.close()
     return torch.stack([frames[index] for index in indices.tolist()], dim=1)
+
+
+def read_whole_uint8(video: Video, fps: float, height: int, width: int) -> tuple[np.ndarray, torch.Tensor]:
+    """Every frame of `video` at `fps` -> (source indices, uint8 frames (3, n, height, width)). A cut file
+    (fewer frames than its header says) is counted once by decoding (`video.decoded_frames`) and read
+    as far as it goes."""
+    if video.decoded_frames is None:
+        indices = resample_indices(video.frames, video.fps, fps)
+        try:
+            return indices, read_frames_uint8(video.path, indices, height, width)
+        except IndexError:
+            video.decoded_frames = count_frames(video.path)
+    indices = resample_indices(video.decoded_frames, video.fps, fps)
+    return indices, read_frames_uint8(video.path, indices, height, width)
 
 
 def resize_crop(frame: np.ndarray, height: int, width: int) -> torch.Tensor:

@@ -24,7 +24,7 @@ from safetensors.torch import load_file, safe_open, save_file
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from ..data.video_folder import VideoFolderDataset, count_frames, read_frames, resample_indices
+from ..data.video_folder import VideoFolderDataset, read_whole_uint8, resample_indices, to_unit
 from .common import encode_latents
 
 LATENTS_FILE = "latents.safetensors"
@@ -38,7 +38,7 @@ def cache_latents(pipe, videos: VideoFolderDataset, out_dir, batch_size: int = 8
     longest of its batch: the encoder is causal in time, so a video's latents do not see the padding,
     and its extra latent frames are cut off. The Shapes recipe's 240 videos take 171 s on a 2-core CPU
     this way, 978 s one at a time. A file that holds fewer frames than its header says (a cut file) is
-    cached as far as it goes (`read_whole`).
+    cached as far as it goes (`read_whole_uint8`).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -50,8 +50,8 @@ def cache_latents(pipe, videos: VideoFolderDataset, out_dir, batch_size: int = 8
             batch = order[start : start + batch_size]
             decoded = []
             for i in batch:
-                indices[i], frames = read_whole(videos, videos.videos[i], indices[i])
-                decoded.append(frames)
+                indices[i], frames = read_whole_uint8(videos.videos[i], videos.fps, videos.height, videos.width)
+                decoded.append(to_unit(frames))
             longest = max(video.shape[1] for video in decoded)
             pixels = torch.stack([F.pad(video, (0, 0, 0, 0, 0, longest - video.shape[1])) for video in decoded])
             latents = encode_latents(pipe.vae, pixels.to(pipe.vae.device)).float().cpu()
@@ -65,18 +65,6 @@ def cache_latents(pipe, videos: VideoFolderDataset, out_dir, batch_size: int = 8
     save_file(tensors, partial, metadata={"texts": json.dumps(texts), "num_frames": json.dumps(frames), "fps": str(videos.fps)})
     os.replace(partial, out_dir / LATENTS_FILE)
     return out_dir / LATENTS_FILE
-
-
-def read_whole(videos: VideoFolderDataset, video, indices: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
-    """All frames of `video` at `indices` -> (indices, frames in [-1, 1]). A cut file (one that holds fewer
-    frames than its header says) is counted by decoding and read as far as it goes, as the dataset does."""
-    try:
-        return indices, read_frames(video.path, indices, videos.height, videos.width)
-    except IndexError:
-        if video.decoded_frames is None:
-            video.decoded_frames = count_frames(video.path)
-        indices = resample_indices(video.decoded_frames, video.fps, videos.fps)
-        return indices, read_frames(video.path, indices, videos.height, videos.width)
 
 
 class LatentVideos:
