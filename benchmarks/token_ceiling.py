@@ -41,18 +41,20 @@ ROWS = {"true tokens": "true", "true tokens through the codec": "true_codec", "p
 
 
 @torch.no_grad()
-def true_tokens(pipe: T2VPipeline, prompt: str, num_frames: int, seed: int, codec: bool) -> torch.Tensor:
+def true_tokens(pipe: T2VPipeline, prompt: str, num_frames: int, seed: int) -> torch.Tensor:
     """Tokens (1, clips, K, token_dim) of the generator's video for `prompt` and `seed`, as FIFO plans its clips."""
     latent_frames = 1 + math.ceil((num_frames - 1) / pipe.vae_scale_factor_temporal)
     num_clips = math.ceil(latent_frames / pipe.latent_frames_per_clip)
     frames = 1 + pipe.vae_scale_factor_temporal * (num_clips * pipe.latent_frames_per_clip - 1)  # whole clips
     video = torch.from_numpy(render_video(prompt, frames, seed)).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
     latents = encode_latents(pipe.vae, video.to(pipe.vae.device, pipe.vae.dtype))
-    tokens = pipe.encode_video_tokens(latents, num_clips)
-    if codec:
-        codec_device = pipe.token_codec.mean.device
-        tokens = pipe.token_codec.decode(pipe.token_codec.encode(tokens.to(codec_device, torch.float32)))
-    return tokens.to(pipe.transformer.device, pipe.transformer.dtype)
+    return pipe.encode_video_tokens(latents, num_clips).to(pipe.transformer.device, pipe.transformer.dtype)
+
+
+def through_codec(pipe: T2VPipeline, tokens: torch.Tensor) -> torch.Tensor:
+    """`tokens` encoded and decoded by the token codec: what the planner's space can hold of them."""
+    codes = pipe.token_codec.encode(tokens.to(pipe.token_codec.mean.device, torch.float32))
+    return pipe.token_codec.decode(codes).to(tokens.device, tokens.dtype)
 
 
 def main():
@@ -67,6 +69,7 @@ def main():
     num_frames = pipe.num_frames_for(None, args.seconds, float(pipe.config.fps))
     prompts = held_out_prompts(args.prompts, args.prompt_seed)
     plan, out, results = pipe.plan, Path(args.out), {}
+    truth = {}  # (prompt, seed) -> the true video's tokens, made once for both rows that use them
     for row, folder_name in ROWS.items():
         folder = out / folder_name
         folder.mkdir(parents=True, exist_ok=True)
@@ -74,7 +77,9 @@ def main():
         for p, prompt in enumerate(prompts):
             for seed in range(args.seeds):
                 if row != "planner tokens":
-                    tokens = true_tokens(pipe, prompt, num_frames, seed, codec="codec" in row)
+                    if (p, seed) not in truth:
+                        truth[p, seed] = true_tokens(pipe, prompt, num_frames, seed)
+                    tokens = through_codec(pipe, truth[p, seed]) if "codec" in row else truth[p, seed]
                     pipe.plan = lambda *_, _tokens=tokens, **__: _tokens
                 file_name = f"{p:02d}-seed{seed}.mp4"
                 generate(pipe, prompt, args.seconds, seed, "fifo", folder / file_name)
