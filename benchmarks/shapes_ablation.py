@@ -92,10 +92,10 @@ def without_planner(pipe: T2VPipeline):
     return lambda: setattr(pipe, "plan", plan)
 
 
-def generate(pipe, prompt, seconds, seed, stitching, path: Path) -> tuple[float, list[np.ndarray]]:
-    """Stream one video to `path`; returns the wall seconds and the frames (uint8) for the strip."""
+def generate(pipe, prompt, seconds, seed, stitching, path: Path, **kwargs) -> tuple[float, list[np.ndarray]]:
+    """Stream one video to `path` (`kwargs` go to `pipe.stream`); returns the wall seconds and the frames (uint8) for the strip."""
     start = time.perf_counter()
-    stream = pipe.stream(prompt, seconds=seconds, stitching=stitching, generator=torch.Generator().manual_seed(seed))
+    stream = pipe.stream(prompt, seconds=seconds, stitching=stitching, generator=torch.Generator().manual_seed(seed), **kwargs)
     frames = []
     with VideoWriter(path, stream.fps) as writer:
         for chunk in stream:
