@@ -45,7 +45,8 @@ CONFIGS = {  # name: (use the planner's tokens, stitching, sparse attention)
     "planner+fifo sparse": (True, "fifo", True),
 }
 SPARSE = dict(density=0.4, mode="semantic", query_tile=16, key_block=8, sink_tokens=8)  # 4 of a window's 10 key blocks
-METRICS = ("color_accuracy", "shape_accuracy", "motion_accuracy", "identity_consistency", "jumps_per_minute", "flicker")
+METRICS = ("color_accuracy", "shape_accuracy", "motion_accuracy", "identity_consistency", "jumps_per_minute", "flicker",
+           "change_accuracy")
 
 
 def held_out_prompts(count: int, seed: int = 0) -> list[str]:

@@ -29,6 +29,7 @@ def assert_perfect(score, codec=False):
     assert score.jumps == 0 and score.jumps_per_minute == 0.0
     assert score.flicker < (0.5 if codec else 1e-9)
     assert score.color_flicker < (3.0 if codec else 1e-9)
+    assert score.change_accuracy in (None, 1.0), score.changes
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -152,11 +153,37 @@ def test_a_change_at_the_wrong_time_is_caught():
     score = score_video(render_video(late, 48, seed=0), "a red square stays still, then it turns blue")  # from frame 24
     assert score.color_accuracy == 1 - 12 / 48
     assert score.identity_consistency == 1 - 12 / 48  # red where the caption's blue phase has begun
+    assert score.change_accuracy == 0.0  # 1.5 s late: the 2 s after frame 24 are mostly red
     late = "a red square stays still, then it stays still, then it stays still, then it bounces up and down"
     score = score_video(render_video(late, 48, seed=0), "a red square stays still, then it bounces up and down")
     assert [(w.start, w.measured) for w in score.windows] == [
         (0, "stays still"), (12, "stays still"), (24, "stays still"), (36, "bounces up and down")]
     assert score.motion_accuracy == 0.75
+    assert score.change_accuracy == 0.0 and [(c.frame, c.kind, c.on_time) for c in score.changes] == [(24, "motion", False)]
+
+
+def test_changes_of_ground_truth_are_judged_and_on_time():
+    score = score_video(render_video(MULTI[3], 128, seed=5), MULTI[3])  # parts of 32 frames: every change judged
+    assert [(c.frame, c.kind, c.new, c.on_time) for c in score.changes] == [
+        (32, "color", "magenta", True), (64, "color", "cyan", True), (96, "motion", "moves diagonally", True)]
+    assert score.change_accuracy == 1.0
+    assert score_video(render_video(CAPTION, 48, seed=0), CAPTION).change_accuracy is None  # no change to judge
+    assert score_video(render_video(MULTI[1], 8, seed=0), MULTI[1]).changes == []  # parts too short to judge
+
+
+@pytest.mark.parametrize("caption,half_second_late", [("a red square bounces left and right, then it turns blue", 1.0),
+                                                      ("a cyan circle stays still, then it moves in a circle", 0.0)])
+def test_changes_two_seconds_off_are_caught(caption, half_second_late):
+    """A change rendered 16 frames (2 s) late or early is not on time. 4 frames (0.5 s) late, a color
+    change still is (most of the 2 s after show it); a motion change is not (the 2 s after are judged
+    as one motion, and half a second still, then an orbit, is neither)."""
+    n = 96
+    late = render_video(caption, n + 32, seed=1)[:n]  # the change at frame 64 instead of 48
+    early = render_video(caption, n + 32, seed=1)[32:]  # at frame 32
+    slightly_late = render_video(caption, n + 8, seed=1)[:n]  # at frame 52
+    assert score_video(late, caption).change_accuracy == 0.0
+    assert score_video(early, caption).change_accuracy == 0.0
+    assert score_video(slightly_late, caption).change_accuracy == half_second_late
 
 
 def test_summary_means_and_goals():
@@ -190,6 +217,7 @@ def test_eval_shapes_command_scores_the_data_command_perfect(tmp_path):
     report = json.loads((tmp_path / "scores.json").read_text())
     assert all(report["goals"].values()) and len(report["videos"]) == 3
     assert report["summary"]["flicker"] < 0.5
+    assert f"{'changes on time':22s}" in result.stdout and report["summary"]["change_accuracy"] in (None, 1.0)
     again = evaluate_folder(tmp_path / "data")  # the Python API reads the same folder to the same numbers
     assert again.summary.color_accuracy == report["summary"]["color_accuracy"]
     assert [v.text for v in again.videos] == [v["text"] for v in report["videos"]]

@@ -34,6 +34,13 @@ Metrics of one video (frames with no object, misses, count as wrong for color, s
 - color_flicker: mean absolute change of the object's inner color between consecutive frames of one
   color phase, in levels. Ground truth: 0; a few levels after mp4 compression.
 - detected: share of frames in which an object was found.
+- change_accuracy: share of the caption's changes ("..., then it turns yellow", "..., then it stays
+  still") that show at the right time. Each change is judged on the window of WINDOW_SECONDS before
+  its part starts and the one after (each cut at the neighbouring changes; both at least
+  MIN_WINDOW_FRAMES long, else the change is not judged): a color change is on time when most frames
+  after show the new color and most frames before do not, so it may come up to about a second early
+  or late; a motion change when `classify_motion` gives the new motion after and another one before.
+  None when no change was judged (captions of one segment).
 """
 
 import json
@@ -99,6 +106,17 @@ class MotionWindow:
 
 
 @dataclass
+class ChangeCheck:
+    """One change of the caption: the frame its part starts, what changes (color or motion), to what,
+    and whether the windows before and after show it at the right time."""
+
+    frame: int
+    kind: str
+    new: str
+    on_time: bool
+
+
+@dataclass
 class Scores:
     """The ShapesBench metrics (see the module docstring for the definitions)."""
 
@@ -113,6 +131,7 @@ class Scores:
     flicker: float
     color_flicker: float
     detected: float
+    change_accuracy: float | None
 
 
 @dataclass
@@ -121,12 +140,13 @@ class VideoScore(Scores):
 
     windows: list[MotionWindow] = field(default_factory=list)
     jump_frames: list[int] = field(default_factory=list)
+    changes: list[ChangeCheck] = field(default_factory=list)
 
 
 @dataclass
 class BenchSummary(Scores):
-    """Means over videos of the per-video scores (motion over the videos with a judged window);
-    jumps and jumps_per_minute pool all videos: total jumps, and per total minute."""
+    """Means over videos of the per-video scores (motion and changes over the videos with a judged window
+    or change); jumps and jumps_per_minute pool all videos: total jumps, and per total minute."""
 
     num_videos: int
 
@@ -316,6 +336,28 @@ def _windows(starts: list[int], num_frames: int, window: int) -> list[tuple[int,
     return out
 
 
+def _check_changes(measured, xy, expected, starts: list[int], window: int) -> list[ChangeCheck]:
+    """Every change of the caption that alters the color or the motion, judged on the windows around it
+    (see change_accuracy in the module docstring)."""
+    bounds = sorted(set(starts)) + [len(expected)]
+    checks = []
+    for previous, start, following in zip(bounds, bounds[1:], bounds[2:]):
+        before, after = range(max(previous, start - window), start), range(start, min(following, start + window))
+        if len(before) < MIN_WINDOW_FRAMES or len(after) < MIN_WINDOW_FRAMES:
+            continue
+        for kind in ("color", "motion"):
+            new = expected[start][kind]
+            if new == expected[start - 1][kind]:
+                continue
+            if kind == "color":
+                shown = [np.mean([measured[i] is not None and measured[i].color == new for i in frames]) > 0.5
+                         for frames in (before, after)]
+            else:
+                shown = [classify_motion(xy[frames.start : frames.stop]) == new for frames in (before, after)]
+            checks.append(ChangeCheck(start, kind, new, on_time=bool(shown[1] and not shown[0])))
+    return checks
+
+
 def _phases(expected: list[dict]) -> np.ndarray:
     """Color phase of every frame: a new phase where the caption's color changes."""
     changes = [0] + [int(a["color"] != b["color"]) for a, b in zip(expected, expected[1:])]
@@ -353,6 +395,8 @@ def score_video(frames, caption: str, fps: float = FPS) -> VideoScore:
         want = expected[start]["motion"]
         windows.append(MotionWindow(start, end, want, classify_motion(xy[start:end])))
     motion = float(np.mean([w.measured == w.expected for w in windows])) if windows else None
+
+    changes = _check_changes(measured, xy, expected, starts, max(1, round(WINDOW_SECONDS * fps)))
 
     phases = _phases(expected)
     shape = _majority([m.shape for m in measured if m is not None], expected[0]["shape"])
@@ -392,13 +436,15 @@ def score_video(frames, caption: str, fps: float = FPS) -> VideoScore:
         flicker=flicker,
         color_flicker=float(np.mean(color_steps)) if color_steps else 0.0,
         detected=float(found.mean()),
+        change_accuracy=float(np.mean([c.on_time for c in changes])) if changes else None,
         windows=windows,
         jump_frames=jump_frames,
+        changes=changes,
     )
 
 
 def summarize(scores: list[VideoScore]) -> BenchSummary:
-    """Means over videos (motion over the videos with a judged window); jumps pooled over all minutes."""
+    """Means over videos (motion and changes over the videos with one judged); jumps pooled over all minutes."""
     if not scores:
         raise ValueError("There are no videos to summarize.")
 
@@ -420,6 +466,7 @@ def summarize(scores: list[VideoScore]) -> BenchSummary:
         flicker=mean("flicker"),
         color_flicker=mean("color_flicker"),
         detected=mean("detected"),
+        change_accuracy=mean("change_accuracy"),
     )
 
 
