@@ -46,13 +46,14 @@ def build(heads, head_dim, ffn, layers):
     return model
 
 
-def step_fn(model, batch):
+def step_fn(model, batch, **adamw):
+    """One training step of `model` on fixed random windows (`adamw`: options of torch.optim.AdamW)."""
     frames = 5
     latents = torch.randn(batch, LATENT_CHANNELS, frames, 8, 8)
     timesteps = expand_frame_timesteps(torch.rand(batch, frames) * 1000, latents.shape, (1, 2, 2))
     text = torch.randn(batch, TEXT_CONTEXT, TEXT_DIM)
     tokens = torch.randn(batch, frames * TOKENS_PER_FRAME, TOKEN_DIM)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, **adamw)
 
     def step():
         out = model(latents, timesteps, text, encoder_hidden_states_image=tokens, return_dict=False)[0]
