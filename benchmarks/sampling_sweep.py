@@ -29,12 +29,11 @@ import sys
 import time
 from pathlib import Path
 
-import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import describe_run  # noqa: E402
-from shapes_ablation import METRICS, add_prompt_options, generate, held_out_prompts, table_cells  # noqa: E402
+from shapes_ablation import METRICS, add_prompt_options, held_out_prompts, render_folder, table_cells  # noqa: E402
 
 from t2v import T2VPipeline, default_model_path  # noqa: E402
 from t2v.eval.shapes_bench import evaluate_folder  # noqa: E402
@@ -64,19 +63,12 @@ def render(pipe: T2VPipeline, settings: dict, prompts: list[str], seeds: int, se
     kwargs = dict(settings)
     if "shift" in kwargs:
         pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(scheduler.config, shift=kwargs.pop("shift"))
-    folder.mkdir(parents=True, exist_ok=True)
-    wall, lines = 0.0, []
     try:
-        for p, prompt in enumerate(prompts):
-            for seed in range(seeds):
-                file_name = f"{p:02d}-seed{seed}.mp4"
-                wall += generate(pipe, prompt, seconds, seed, "fifo", folder / file_name, **kwargs)[0]
-                lines.append(json.dumps({"file_name": file_name, "text": prompt, "seed": seed}))
+        wall = render_folder(pipe, prompts, seeds, seconds, "fifo", folder, **kwargs)[0]
     finally:
         pipe.scheduler = scheduler
-    (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n")
     summary = evaluate_folder(folder).summary
-    return {**{m: getattr(summary, m) for m in METRICS}, "realtime_factor": seconds * len(lines) / wall,
+    return {**{m: getattr(summary, m) for m in METRICS}, "realtime_factor": seconds * len(prompts) * seeds / wall,
             "settings": settings, "folder": str(folder)}
 
 

@@ -106,6 +106,22 @@ def generate(pipe, prompt, seconds, seed, stitching, path: Path, **kwargs) -> tu
     return time.perf_counter() - start, frames
 
 
+def render_folder(pipe, prompts: list[str], seeds: int, seconds: float, stitching: str, folder: Path, **kwargs) -> tuple[float, list[np.ndarray]]:
+    """Every prompt with every seed as a video in `folder`, beside its metadata.jsonl (`kwargs` go to
+    `pipe.stream`); returns the wall seconds of all of them and the first video's frames (uint8)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    wall, lines, first = 0.0, [], None
+    for p, prompt in enumerate(prompts):
+        for seed in range(seeds):
+            file_name = f"{p:02d}-seed{seed}.mp4"
+            taken, frames = generate(pipe, prompt, seconds, seed, stitching, folder / file_name, **kwargs)
+            wall += taken
+            first = frames if first is None else first
+            lines.append(json.dumps({"file_name": file_name, "text": prompt, "seed": seed}))
+    (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+    return wall, first
+
+
 def write_strip(rows: dict[str, list[np.ndarray]], fps: float, every: float, path: Path) -> None:
     """One row per configuration: its frames every `every` seconds, doubled in size, labelled on the left."""
     from PIL import Image, ImageDraw
@@ -148,17 +164,8 @@ def main():
         if sparse:
             pipe.enable_sparse_attention(**SPARSE)
         folder = out / name.replace(" ", "-").replace("+", "_")
-        folder.mkdir(parents=True, exist_ok=True)
-        wall, lines = 0.0, []
-        for p, prompt in enumerate(prompts):
-            for seed in range(args.seeds):
-                file_name = f"{p:02d}-seed{seed}.mp4"
-                seconds, frames = generate(pipe, prompt, args.seconds, seed, stitching, folder / file_name)
-                wall += seconds
-                lines.append(json.dumps({"file_name": file_name, "text": prompt, "seed": seed}))
-                if p == 0 and seed == 0:
-                    strips[name] = frames
-        (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+        wall, strips[name] = render_folder(pipe, prompts, args.seeds, args.seconds, stitching, folder)
+        videos = len(prompts) * args.seeds
         if sparse:
             pipe.disable_sparse_attention()
         if restore:
@@ -166,11 +173,11 @@ def main():
         summary = evaluate_folder(folder).summary
         results[name] = {
             **{m: getattr(summary, m) for m in METRICS},
-            "realtime_factor": args.seconds * len(lines) / wall,
-            "videos": len(lines),
+            "realtime_factor": args.seconds * videos / wall,
+            "videos": videos,
             "folder": str(folder),
         }
-        print(f"{name}: done ({len(lines)} videos, {wall:.0f} s)", flush=True)
+        print(f"{name}: done ({videos} videos, {wall:.0f} s)", flush=True)
 
     goal = {m: f"{op} {target:g}" for m, (op, target) in GOALS.items()}
     print(f"\n{len(prompts)} held-out prompts x {args.seeds} seeds, {args.seconds:g} s each\n")
