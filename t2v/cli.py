@@ -262,7 +262,7 @@ def cmd_eval(args) -> int:
     print(f"  {'color flicker':22s} {summary.color_flicker:7.2f}  (levels 0-255, the object's color; ground truth ~0)")
     print(f"  {'object found':22s} {summary.detected:7.3f}  (share of frames)")
     changes = "n/a" if summary.change_accuracy is None else f"{summary.change_accuracy:.3f}"
-    print(f"  {'changes on time':22s} {changes:>7s}  (share of the captions' changes shown within about a second of their time)")
+    print(f"  {'changes on time':22s} {changes:>7s}  (share of the captions' changes shown at their time, judged on the 2 s around it)")
     if out is not None:
         partial = out.with_name(out.name + ".partial")  # never a half-written file
         partial.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
