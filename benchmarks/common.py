@@ -31,3 +31,18 @@ def timed(fn, repeats: int) -> float:
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def timed_interleaved(fns: dict, rounds: int, steps: int) -> dict:
+    """The best seconds per call of every function in `fns`, after one warm-up call each: `steps` calls
+    of each in turn, `rounds` times, so that a noisy neighbour slows every function alike (CPU)."""
+    for fn in fns.values():
+        fn()
+    best = {name: float("inf") for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            best[name] = min(best[name], (time.perf_counter() - start) / steps)
+    return best

@@ -16,14 +16,13 @@ parameters.
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import torch
 from diffusers import WanTransformer3DModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import describe_run  # noqa: E402
+from common import describe_run, timed_interleaved  # noqa: E402
 
 from t2v.models.default import LATENT_CHANNELS, TEXT_CONTEXT, TEXT_DIM, TOKEN_DIM  # noqa: E402
 from t2v.models.denoiser import FrameTokenAttnProcessor, expand_frame_timesteps  # noqa: E402
@@ -75,16 +74,7 @@ def main():
     torch.manual_seed(0)
     rows = [(name, batch) for name in CONFIGS for batch in args.batch]
     models = {name: build(*cfg) for name, cfg in CONFIGS.items()}
-    steps = {(name, batch): step_fn(models[name], batch) for name, batch in rows}
-    for fn in steps.values():  # warm-up
-        fn()
-    best = {row: float("inf") for row in rows}
-    for _ in range(args.rounds):
-        for row in rows:
-            start = time.perf_counter()
-            for _ in range(args.steps):
-                steps[row]()
-            best[row] = min(best[row], (time.perf_counter() - start) / args.steps)
+    best = timed_interleaved({(name, batch): step_fn(models[name], batch) for name, batch in rows}, args.rounds, args.steps)
     first = best[rows[0]]
     print("\n| denoiser | parameters | batch | s / step, relative | windows / s, relative |")
     print("| --- | --- | --- | --- | --- |")

@@ -14,13 +14,12 @@ implementation's seconds per step relative to the single-tensor loop's.
 import argparse
 import copy
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import describe_run  # noqa: E402
+from common import describe_run, timed_interleaved  # noqa: E402
 from denoiser_width import CONFIGS, build, step_fn  # noqa: E402
 
 IMPLEMENTATIONS = {"single-tensor": dict(foreach=False), "foreach": dict(foreach=True), "fused": dict(fused=True)}
@@ -40,13 +39,7 @@ def main():
     for name, options in IMPLEMENTATIONS.items():
         torch.manual_seed(1)  # the same random windows for every copy
         steps[name] = step_fn(models[name], args.batch, **options)
-    best = {name: float("inf") for name in IMPLEMENTATIONS}
-    for _ in range(args.rounds):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            for _ in range(args.steps):
-                step()
-            best[name] = min(best[name], (time.perf_counter() - start) / args.steps)
+    best = timed_interleaved(steps, args.rounds, args.steps)
     reference = dict(models["single-tensor"].named_parameters())
     print("\n| AdamW | s / step, relative | largest weight difference to single-tensor |")
     print("| --- | --- | --- |")

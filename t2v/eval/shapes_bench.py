@@ -390,13 +390,14 @@ def score_video(frames, caption: str, fps: float = FPS) -> VideoScore:
     shape_ok = np.array([m is not None and m.shape == e["shape"] for m, e in zip(measured, expected)])
 
     xy = np.array([[m.x, m.y] if m is not None else [np.nan, np.nan] for m in measured])
+    window = max(1, round(WINDOW_SECONDS * fps))
     windows = []
-    for start, end in _windows(sorted(set(starts)), n, max(1, round(WINDOW_SECONDS * fps))):
+    for start, end in _windows(sorted(set(starts)), n, window):
         want = expected[start]["motion"]
         windows.append(MotionWindow(start, end, want, classify_motion(xy[start:end])))
     motion = float(np.mean([w.measured == w.expected for w in windows])) if windows else None
 
-    changes = _check_changes(measured, xy, expected, starts, max(1, round(WINDOW_SECONDS * fps)))
+    changes = _check_changes(measured, xy, expected, starts, window)
 
     phases = _phases(expected)
     shape = _majority([m.shape for m in measured if m is not None], expected[0]["shape"])
