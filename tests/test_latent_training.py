@@ -48,7 +48,8 @@ def test_shapes_folder_lengths_vary_within_the_range(cache):
 def test_cache_holds_one_causal_latent_video_per_file(pipe, cache):
     videos = LatentVideos(cache / "cache")
     rows = read_metadata(cache / "data" / "metadata.jsonl")
-    assert videos.texts == [text for _, text in rows]
+    assert videos.texts == [text for _, text, _ in rows]
+    assert videos.storyboards == [storyboard for _, _, storyboard in rows]
     for latents, frames in zip(videos.latents, videos.num_frames):
         assert latents.shape == (8, 1 + (frames - 1) // 4, 8, 8)  # the VAE leaves out a last partial group of 4
     # causal: the first clip's latents are those of its 17 frames encoded alone
@@ -94,8 +95,10 @@ def test_cache_errors_are_one_sentence(tmp_path):
 class FakeVideos:
     """Latents whose value is the frame index, so windows can be checked by eye."""
 
-    def __init__(self, lengths):
+    def __init__(self, lengths, storyboards=None):
         self.items = [(torch.arange(n).float().view(1, n, 1, 1).expand(2, n, 1, 1).clone(), f"video {i}") for i, n in enumerate(lengths)]
+        self.storyboards = storyboards or [None] * len(lengths)
+        self.num_frames = [1 + 4 * (n - 1) for n in lengths]
 
     def __len__(self):
         return len(self.items)
@@ -120,6 +123,17 @@ def test_windows_follow_the_clips_of_their_frames():
             assert start + j in clip and clip == list(range(clip[0], clip[0] + 5)) and clip[0] % 5 == 0
     assert starts == set(range(6))  # frames past the last whole clip (10, 11) are never used
 
+
+def test_windows_of_a_video_with_a_storyboard_read_their_parts_prompt():
+    # 21 latent frames = 81 pixel frames in two parts: frames 0-39 and 40-80; a window's middle frame decides
+    windows = LatentWindows(FakeVideos([21], storyboards=[["a red circle stays still", "a blue circle stays still"]]), window=5)
+    seen = {}
+    for seed in range(80):
+        item = windows.get(0, seed)
+        middle = int(item["latents"][0, 2, 0, 0])
+        seen[middle] = item["text"]
+    assert seen and all(text == ("a red circle stays still" if 4 * m - 1.5 < 40.5 else "a blue circle stays still") for m, text in seen.items())
+    assert {"a red circle stays still", "a blue circle stays still"} == set(seen.values())
 
 def test_plans_are_whole_clips_padded_and_masked():
     plans = LatentPlans(FakeVideos([7, 12, 3]), window=5, max_clips=4)

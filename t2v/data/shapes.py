@@ -100,6 +100,21 @@ def format_caption(segments: list[dict]) -> str:
     return ", then ".join(parts)
 
 
+def storyboard(caption: str) -> list[str]:
+    """One single-segment caption per part of the video, each saying what the object is and does in that part.
+
+    `storyboard("a blue square moves in a circle, then it turns yellow")` is
+    `["a blue square moves in a circle", "a yellow square moves in a circle"]`: the prompts that
+    `T2VPipeline(..., storyboard=...)` gives the denoiser part by part.
+    """
+    segments = parse_caption(caption)
+    state, parts = dict(segments[0]), []
+    for change in segments:
+        state.update(change)
+        parts.append(format_caption([state]))
+    return parts
+
+
 def sample_caption(rng: np.random.Generator, max_changes: int = 2, exclude_held_out: bool = True) -> str:
     """A random caption with 0 to `max_changes` changes; held-out color-shape pairs never appear, not even after a color change."""
     shape = SHAPES[rng.integers(len(SHAPES))]

@@ -1,7 +1,8 @@
 """Write a Shapes-world video folder (mp4s + metadata.jsonl) that the trainers read like any user's folder.
 
 The layout is Hugging Face's videofolder: `00000.mp4`, `00001.mp4`, ... and one metadata.jsonl line
-per video, `{"file_name", "text", "seed", "num_frames"}`; `render_video(text, num_frames, seed)`
+per video, `{"file_name", "text", "seed", "num_frames"}` and, for a caption with changes, its
+`"storyboard"` (`shapes.storyboard`: one prompt per part); `render_video(text, num_frames, seed)`
 draws a video again and `trajectory(text, num_frames, seed)` gives its ground truth.
 """
 
@@ -14,7 +15,7 @@ from tqdm.auto import tqdm
 
 from ..validation import positive_number
 from ..video_io import write_video
-from .shapes import FPS, render_video, sample_caption
+from .shapes import FPS, render_video, sample_caption, storyboard
 
 
 def _whole_number(name: str, value) -> int:
@@ -50,7 +51,10 @@ def write_shapes_folder(out_dir, num_videos: int, seconds: float, seed: int = 0,
             caption = sample_caption(np.random.default_rng([video_seed, 1]), max_changes, exclude_held_out)
             num_frames = int(np.random.default_rng([video_seed, 2]).integers(shortest, longest + 1))
             written.append(write_video(render_video(caption, num_frames, video_seed), out / f"{i:05d}.mp4", FPS))
-            lines.append(json.dumps({"file_name": written[-1].name, "text": caption, "seed": video_seed, "num_frames": num_frames}))
+            record = {"file_name": written[-1].name, "text": caption, "seed": video_seed, "num_frames": num_frames}
+            if ", then " in caption:  # the prompt of each part, for the To2V stage's windows
+                record["storyboard"] = storyboard(caption)
+            lines.append(json.dumps(record))
         partial = out / ".metadata.jsonl.partial"
         partial.write_text("\n".join(lines) + "\n")
         os.replace(partial, out / "metadata.jsonl")

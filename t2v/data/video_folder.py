@@ -7,7 +7,10 @@ to the folder, with its caption:
     metadata.jsonl   one JSON object per line: {"file_name": "clips/a.mp4", "text": "a caption"}
     metadata.csv     a header row with the columns file_name,text, then one row per video
 
-Other keys or columns are ignored. Videos are decoded with imageio (ffmpeg for mp4/webm, Pillow for
+A jsonl line may also give a `"storyboard"`: a list of prompts, one per equal part of the video in
+time (as `T2VPipeline(..., storyboard=...)` takes them); the To2V stage then captions each training
+window with its part's prompt, and the planner still reads the whole `text`. Other keys or columns
+are ignored. Videos are decoded with imageio (ffmpeg for mp4/webm, Pillow for
 gif), resampled to the target frame rate by timestamp (the nearest source frame to t = k / fps),
 resized with antialiasing so the shorter side fits and centre-cropped to (height, width).
 
@@ -43,6 +46,7 @@ class Video:
     fps: float
     frames: int  # from the metadata
     decoded_frames: int | None = None  # counted by decoding, once a draw ran past the end of the file
+    storyboard: list[str] | None = None  # prompts of the video's equal parts in time, from the metadata
 
 
 class VideoFolderDataset(Dataset):
@@ -173,7 +177,7 @@ class VideoFolderDataset(Dataset):
             need = min(self.max_clips, available // self.clip_frames) * self.clip_frames
         return need if 0 < need <= available else 0
 
-    def _probe(self, file_name: str, text: str):
+    def _probe(self, file_name: str, text: str, storyboard: list[str] | None = None):
         """A Video from the file's metadata (no frames decoded), or None with a warning."""
         path = self.root / file_name
         if not path.is_file():
@@ -193,7 +197,7 @@ class VideoFolderDataset(Dataset):
             warnings.warn(f"Skipping {file_name}: it has {available} frames at {self.fps:g} fps, "
                           f"fewer than the {need} a sample needs.")
             return None
-        return Video(file_name, text, path, fps, frames)
+        return Video(file_name, text, path, fps, frames, storyboard=storyboard)
 
     def _load(self, video: Video, entropy: list[int]) -> dict:
         where = np.random.default_rng([n % 2**64 for n in entropy]).random()  # the start, as a fraction of the room
@@ -250,8 +254,8 @@ def collate_long(batch: list[dict]) -> dict:
     }
 
 
-def read_metadata(path: Path) -> list[tuple[str, str]]:
-    """(file_name, text) rows of metadata.jsonl or metadata.csv; ValueError for a malformed file."""
+def read_metadata(path: Path) -> list[tuple[str, str, list[str] | None]]:
+    """(file_name, text, storyboard or None) rows of metadata.jsonl or metadata.csv; ValueError for a malformed file."""
     with open(path, newline="", encoding="utf-8") as f:
         if path.suffix == ".csv":
             reader = csv.DictReader(f)
@@ -264,7 +268,10 @@ def read_metadata(path: Path) -> list[tuple[str, str]]:
     for number, record in records:
         if not (isinstance(record, dict) and all(isinstance(record.get(key), str) for key in ("file_name", "text"))):
             raise ValueError(f"Line {number} of {path} does not give a file_name and a text.")
-        rows.append((record["file_name"], record["text"]))
+        storyboard = record.get("storyboard")
+        if storyboard is not None and not (isinstance(storyboard, list) and storyboard and all(isinstance(p, str) and p.strip() for p in storyboard)):
+            raise ValueError(f"Line {number} of {path} has a storyboard that is not a list of prompts.")
+        rows.append((record["file_name"], record["text"], storyboard))
     return rows
 
 

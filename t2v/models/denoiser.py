@@ -37,6 +37,19 @@ def expand_frame_timesteps(timesteps: torch.Tensor, latent_shape: tuple[int, ...
     return timesteps.repeat_interleave(tokens_per_frame, dim=1)
 
 
+def storyboard_part(frame_index: torch.Tensor, num_parts: int, num_frames: int, scale_temporal: int = 4) -> torch.Tensor:
+    """Which of `num_parts` equal parts of a `num_frames`-frame video each window's text comes from.
+
+    `frame_index` (W, F) holds the absolute latent frames of W windows. A window reads the prompt of
+    the part that holds its middle latent frame (the centre of that frame's pixels, for a causal VAE
+    whose latent frame 0 is pixel frame 0 and latent frame a ≥ 1 covers pixel frames 4a-3 ... 4a).
+    Training (`LatentWindows`) and the pipeline pick parts with this one rule. Returns (W,) part indices.
+    """
+    middle = frame_index[:, frame_index.shape[1] // 2].double()
+    centre = (middle * scale_temporal - (scale_temporal - 1) / 2).clamp(min=0)
+    return (centre * num_parts / num_frames).long().clamp(max=num_parts - 1)
+
+
 def check_denoiser(transformer: WanTransformer3DModel, latent_channels: int, token_dim: int) -> None:
     """Raise a clear error when a denoiser's configuration does not fit the VAE and the video tokenizer."""
     cfg = transformer.config

@@ -28,7 +28,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..attention import PLAN_NAME, disable_sparse_attention, enable_sparse_attention
 from ..fifo import FIFOSampler, denoise_window
-from ..models.denoiser import TEXT_CONTEXT_LENGTH, check_denoiser, expand_frame_timesteps, set_frame_token_attention
+from ..models.denoiser import TEXT_CONTEXT_LENGTH, check_denoiser, expand_frame_timesteps, set_frame_token_attention, storyboard_part
 from ..models.planner import check_planner, grid_to_tokens
 from ..models.vae import StreamingDecoder
 from ..schedulers import PerFrameFlowMatch
@@ -272,12 +272,18 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         stitching,
         lookahead,
         callback_on_step_end_tensor_inputs,
+        storyboard=None,
     ) -> None:
         prompts = [prompt] if isinstance(prompt, str) else prompt
         if not isinstance(prompts, (list, tuple)) or not prompts or not all(isinstance(p, str) for p in prompts):
             raise ValueError("prompt must be a non-empty string or a list of them.")
         if any(not p.strip() for p in prompts):
             raise ValueError("prompt is empty; describe the video you want.")
+        if storyboard is not None and (
+            isinstance(storyboard, str) or not isinstance(storyboard, (list, tuple)) or not storyboard
+            or not all(isinstance(p, str) and p.strip() for p in storyboard)
+        ):
+            raise ValueError("storyboard must be a non-empty list of prompts, one per part of the video.")
         if negative_prompt is not None and not isinstance(negative_prompt, (str, list, tuple)):
             raise ValueError("negative_prompt must be a string or a list of strings.")
         if num_frames is not None and seconds is not None:
@@ -403,6 +409,7 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         planner_guidance_scale: float = 3.0,
         stitching: str = "fifo",
         lookahead: bool = False,
+        storyboard: list[str] | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
         attention_kwargs: dict[str, Any] | None = None,
@@ -420,7 +427,7 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         return stream
 
     def _start(self, prompt, negative_prompt, num_frames, seconds, fps, height, width, num_inference_steps, guidance_scale,
-               planner_steps, planner_guidance_scale, stitching, lookahead, generator, latents, attention_kwargs,
+               planner_steps, planner_guidance_scale, stitching, lookahead, storyboard, generator, latents, attention_kwargs,
                callback_on_step_end, callback_on_step_end_tensor_inputs, decode):
         """Steps 1-4 of a call, done at once; steps 5-7 are returned as a lazy iterator inside the stream."""
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
@@ -445,6 +452,7 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             stitching,
             lookahead,
             callback_on_step_end_tensor_inputs,
+            storyboard,
         )
         self._guidance_scale = guidance_scale
         self._interrupt = False
@@ -487,8 +495,10 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
                 bar,
             )
 
+        part_embeds = None if storyboard is None else self.encode_prompt(list(storyboard), None, False, device)[0]
+
         chunks = self._render(
-            tokens, prompt_embeds, negative_prompt_embeds, latent_shape, num_frames, float(fps), num_inference_steps,
+            tokens, part_embeds, prompt_embeds, negative_prompt_embeds, latent_shape, num_frames, float(fps), num_inference_steps,
             guidance_scale, stitching, lookahead, generator, latents, attention_kwargs, callback_on_step_end,
             callback_on_step_end_tensor_inputs, decode,
         )
@@ -496,13 +506,15 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         return T2VStream(tokens=tokens.float().cpu(), num_frames=num_frames, fps=float(fps), chunks=frames), chunks
 
     @torch.no_grad()  # on a generator function, torch enters and leaves no_grad around every resumption
-    def _render(self, tokens, prompt_embeds, negative_prompt_embeds, latent_shape, num_frames, fps, num_inference_steps,
+    def _render(self, tokens, part_embeds, prompt_embeds, negative_prompt_embeds, latent_shape, num_frames, fps, num_inference_steps,
                 guidance_scale, stitching, lookahead, generator, latents, attention_kwargs, callback_on_step_end, callback_inputs, decode):
         """Steps 5-7: noise, denoising and decoding, one latent frame at a time; yields (latent frame, pixels)."""
         device, dtype = self._execution_device, self.transformer.dtype
         window = self.latent_frames_per_clip
         num_latent_frames = latent_shape[2]
         cond = {"prompt_embeds": prompt_embeds, "negative_prompt_embeds": negative_prompt_embeds}
+        # independent clips hold clip_frames pixel frames in `window` latent frames, not window·4
+        storyboard_frames = num_frames * (window * self.vae_scale_factor_temporal / self.config.clip_frames if stitching == "clips" else 1)
 
         # 5. Starting noise, drawn frame by frame as frames join (or read from the latents given)
         def noise(a: int) -> torch.Tensor:
@@ -519,11 +531,16 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             else:  # K tokens per latent frame (FrameTokenAttnProcessor)
                 frame_tokens = tokens[:, clips].transpose(0, 1).flatten(0, 1).flatten(1, 2)
             negative = cond["negative_prompt_embeds"] if guidance_scale > 1.0 else None
+            if part_embeds is None:
+                text = cond["prompt_embeds"].repeat(windows, 1, 1)
+            else:  # each window reads the prompt of its part of the storyboard
+                part = storyboard_part(frame_index, part_embeds.shape[0], storyboard_frames, self.vae_scale_factor_temporal)
+                text = part_embeds[part.to(part_embeds.device)].repeat_interleave(x.shape[0] // windows, dim=0)
             return self._guided(
                 self.transformer,
                 x,
                 expand_frame_timesteps(timesteps, x.shape, self.transformer.config.patch_size),
-                cond["prompt_embeds"].repeat(windows, 1, 1),
+                text,
                 None if negative is None else negative.repeat(windows, 1, 1),
                 guidance_scale,
                 encoder_hidden_states_image=frame_tokens,
@@ -586,6 +603,7 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         planner_guidance_scale: float = 3.0,
         stitching: str = "fifo",
         lookahead: bool = False,
+        storyboard: list[str] | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
         output_type: str = "np",

@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from ..data.video_folder import VideoFolderDataset, read_whole_uint8, resample_indices, to_unit
+from ..models.denoiser import storyboard_part
 from .common import encode_latents
 
 LATENTS_FILE = "latents.safetensors"
@@ -60,9 +61,11 @@ def cache_latents(pipe, videos: VideoFolderDataset, out_dir, batch_size: int = 8
                 tensors[str(i)] = z[:, :length].contiguous()
             progress.update(len(batch))
     texts = [video.text for video in videos.videos]
+    storyboards = [video.storyboard for video in videos.videos]
     frames = [len(i) for i in indices]
     partial = out_dir / f".{LATENTS_FILE}.partial"
-    save_file(tensors, partial, metadata={"texts": json.dumps(texts), "num_frames": json.dumps(frames), "fps": str(videos.fps)})
+    save_file(tensors, partial, metadata={"texts": json.dumps(texts), "storyboards": json.dumps(storyboards),
+                                          "num_frames": json.dumps(frames), "fps": str(videos.fps)})
     os.replace(partial, out_dir / LATENTS_FILE)
     return out_dir / LATENTS_FILE
 
@@ -79,6 +82,7 @@ class LatentVideos:
         if "texts" not in metadata:
             raise ValueError(f"{path} is not a t2v latent cache (its metadata has no captions).")
         self.texts = json.loads(metadata["texts"])
+        self.storyboards = json.loads(metadata.get("storyboards", "null")) or [None] * len(self.texts)
         self.num_frames = json.loads(metadata["num_frames"])
         tensors = load_file(path)
         self.latents = [tensors[str(i)] for i in range(len(self.texts))]
@@ -95,7 +99,9 @@ class LatentWindows(Dataset):
 
     Each item: {"latents": (C, window, h, w), "clips": (2, C, window, h, w) the whole clips of the
     window's first and last frame, "frame_clip": LongTensor (window,), 0 or 1 per frame, "text"}.
-    Videos shorter than two clips are left out.
+    "text" is the video's caption, or for a video with a storyboard the prompt of the part that holds
+    the window (`storyboard_part`, the rule the pipeline follows at inference). Videos shorter than
+    two clips are left out.
     """
 
     def __init__(self, videos: LatentVideos, window: int):
@@ -115,6 +121,10 @@ class LatentWindows(Dataset):
         first, last = start // f, (start + f - 1) // f
         clips = torch.stack([latents[:, first * f : (first + 1) * f], latents[:, last * f : (last + 1) * f]])
         frame_clip = (torch.arange(start, start + f) // f != first).long()
+        storyboard = self.videos.storyboards[self.usable[index]]
+        if storyboard:
+            part = storyboard_part(torch.arange(start, start + f)[None], len(storyboard), self.videos.num_frames[self.usable[index]])
+            text = storyboard[int(part)]
         return {"latents": latents[:, start : start + f], "clips": clips, "frame_clip": frame_clip, "text": text}
 
 
