@@ -99,13 +99,15 @@ class LatentWindows(Dataset):
 
     Each item: {"latents": (C, window, h, w), "clips": (2, C, window, h, w) the whole clips of the
     window's first and last frame, "frame_clip": LongTensor (window,), 0 or 1 per frame, "text"}.
-    "text" is the video's caption, or for a video with a storyboard the prompt of the part that holds
-    the window (`storyboard_part`, the rule the pipeline follows at inference). Videos shorter than
-    two clips are left out.
+    "text" is the video's caption or, for a video with a storyboard and in a share `part_prompts` of
+    the draws, the prompt of the part that holds the window (`storyboard_part`, the rule the pipeline
+    follows at inference). The other draws keep the whole caption, so that the text encoder, which
+    the planner then reads frozen, still learns captions with changes. Videos shorter than two clips
+    are left out.
     """
 
-    def __init__(self, videos: LatentVideos, window: int):
-        self.videos, self.window = videos, window
+    def __init__(self, videos: LatentVideos, window: int, part_prompts: float = 0.5):
+        self.videos, self.window, self.part_prompts = videos, window, part_prompts
         self.usable = [i for i, (z, _) in enumerate(videos) if z.shape[1] >= 2 * window]
         if not self.usable:
             raise ValueError(f"No cached video holds two clips ({2 * window} latent frames).")
@@ -117,12 +119,13 @@ class LatentWindows(Dataset):
         latents, text = self.videos[self.usable[index]]
         f = self.window
         whole = latents.shape[1] // f * f  # frames inside whole clips
-        start = int(np.random.default_rng(seed).integers(0, whole - f + 1))
+        rng = np.random.default_rng(seed)
+        start = int(rng.integers(0, whole - f + 1))
         first, last = start // f, (start + f - 1) // f
         clips = torch.stack([latents[:, first * f : (first + 1) * f], latents[:, last * f : (last + 1) * f]])
         frame_clip = (torch.arange(start, start + f) // f != first).long()
         storyboard = self.videos.storyboards[self.usable[index]]
-        if storyboard:
+        if storyboard and rng.random() < self.part_prompts:
             part = storyboard_part(torch.arange(start, start + f)[None], len(storyboard), self.videos.num_frames[self.usable[index]])
             text = storyboard[int(part)]
         return {"latents": latents[:, start : start + f], "clips": clips, "frame_clip": frame_clip, "text": text}
