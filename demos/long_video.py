@@ -2,9 +2,10 @@
 
     python demos/long_video.py "a blue square moves in a circle, then it turns yellow" --seconds 60 -o long.mp4
 
-The planner plans every clip of the whole video first; FIFO diagonal denoising then renders it
-frame after frame and the causal VAE decodes each frame as it leaves the queue, so the progress bar
-counts seconds of video. Ctrl-C stops it and keeps what was made as a playable file.
+The planner plans every clip of the whole video first. A Shapes caption with changes also becomes a
+storyboard, so that the denoiser reads each part's own prompt (`--storyboard` gives the parts by
+hand). FIFO diagonal denoising then renders the video frame after frame and the causal VAE decodes
+each frame as it leaves the queue, so the progress bar counts seconds of video. Ctrl-C stops it and keeps what was made as a playable file.
 
 The windows of one FIFO iteration are independent, so several processes can share them: under
 `accelerate launch --num_processes 2 demos/long_video.py ...` (or torchrun) every process computes
@@ -18,6 +19,7 @@ import sys
 import torch
 
 from t2v import T2VPipeline, default_model_path
+from t2v.data.shapes import auto_storyboard
 from t2v.video_io import check_output_path, write_frames
 
 
@@ -29,6 +31,7 @@ def main() -> int:
     parser.add_argument("--model", default=None, help="a t2v model folder (default: the packaged model)")
     parser.add_argument("--steps", type=int, default=25, help="denoising steps, also the FIFO queue's length")
     parser.add_argument("--lookahead", action="store_true", help="lookahead denoising (about twice the model calls)")
+    parser.add_argument("--storyboard", nargs="+", metavar="PART", help="one prompt per equal part of the video, for the denoiser")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.seconds <= 0:
@@ -53,6 +56,7 @@ def main() -> int:
         seconds=args.seconds,
         num_inference_steps=args.steps,
         lookahead=args.lookahead,
+        storyboard=args.storyboard or auto_storyboard(args.prompt),
         generator=torch.Generator(device).manual_seed(args.seed),  # the same on every process
     )
     if not main_process:

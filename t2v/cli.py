@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--guidance-scale", type=_checked("--guidance-scale", finite=True), default=5.0, help="text guidance (default: 5.0)")
     gen.add_argument("--planner-guidance-scale", type=_checked("--planner-guidance-scale", finite=True), default=3.0, help="planner text guidance (default: 3.0)")
     gen.add_argument("--negative-prompt", default=None, help="what to steer away from")
+    gen.add_argument("--storyboard", nargs="+", metavar="PART", default=None,
+                     help="one prompt per equal part of the video, read by the denoiser part by part while the planner reads "
+                          "PROMPT for the whole story (default: a Shapes caption with changes, such as '... moves in a circle, "
+                          "then it turns yellow', is split into its parts)")
     gen.add_argument("--stitching", choices=["fifo", "clips", "single"], default="fifo",
                      help="how clips join: fifo (seamless, constant memory), clips (each on its own, with seams), "
                           "single (one window, memory grows with length) (default: fifo)")
@@ -149,10 +153,13 @@ def _resolve_device(name: str) -> str:
 def cmd_generate(args) -> int:
     import torch
 
+    from .data.shapes import auto_storyboard
     from .video_io import check_output_path, write_frames
 
     if not args.prompt.strip():
         raise UsageError("The prompt is empty; describe the video you want.")
+    if args.storyboard and not all(part.strip() for part in args.storyboard):
+        raise UsageError("A --storyboard part is empty; give one prompt for each part of the video.")
     output = check_output_path(args.output or default_output_name(args.prompt))
     device = _resolve_device(args.device)
     if args.attention_density > 1:
@@ -161,6 +168,9 @@ def cmd_generate(args) -> int:
     if args.attention != "dense":
         pipe.enable_sparse_attention(args.attention_density, args.attention)
     seconds = args.seconds if args.frames is None and args.seconds is not None else (None if args.frames else 4.0)
+    storyboard = args.storyboard or auto_storyboard(args.prompt)
+    if storyboard and len(storyboard) > 1:
+        print(f"storyboard: {len(storyboard)} parts: " + " | ".join(storyboard), file=sys.stderr)
     stream = pipe.stream(
         args.prompt,
         negative_prompt=args.negative_prompt,
@@ -175,6 +185,7 @@ def cmd_generate(args) -> int:
         planner_guidance_scale=args.planner_guidance_scale,
         stitching=args.stitching,
         lookahead=args.lookahead,
+        storyboard=storyboard,
         generator=torch.Generator(device).manual_seed(args.seed),
     )
     # frames go to the file as they are made; Ctrl-C keeps what was made as a playable video

@@ -33,6 +33,17 @@ def test_generate_writes_the_mp4_asked_for(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]  # no temporary file left
 
 
+def test_a_caption_with_changes_becomes_a_storyboard(tmp_path):
+    result = run_cli("generate", "a red circle stays still, then it turns blue", "--seconds", "2", "-o", "a.mp4", *FAST, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "storyboard: 2 parts: a red circle stays still | a blue circle stays still" in result.stderr
+    given = run_cli("generate", "a red circle", "--storyboard", "a red circle stays still", "a red circle bounces up and down",
+                    "--seconds", "2", "-o", "b.mp4", *FAST, cwd=tmp_path)
+    assert given.returncode == 0, given.stderr
+    assert "storyboard: 2 parts: a red circle stays still | a red circle bounces up and down" in given.stderr
+    assert read_video(tmp_path / "b.mp4")[0].shape == (16, 64, 64, 3)
+
+
 def test_console_script_is_installed():
     script = Path(sys.executable).parent / "t2v"
     if not script.exists():
@@ -114,6 +125,7 @@ def test_sparse_attention_from_the_command_line(tmp_path):
 
 BAD_ARGS = {
     "empty prompt": ["generate", ""],
+    "blank storyboard part": ["generate", "a red circle stays still", "--storyboard", "a red circle stays still", " "],
     "blank prompt": ["generate", "   "],
     "seconds zero": ["generate", "a red circle", "--seconds", "0"],
     "seconds negative": ["generate", "a red circle", "--seconds", "-2"],

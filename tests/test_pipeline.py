@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from t2v import T2VPipeline, default_model_path
+from t2v.models.denoiser import storyboard_part
 
 PROMPT = "a red circle bounces left and right"
 
@@ -45,6 +46,37 @@ def test_batch_of_prompts(pipe, fast):
     out = pipe([PROMPT, "a blue square stays still"], num_frames=5, generator=seeded(), **fast)
     assert out.frames.shape == (2, 5, 64, 64, 3)
     assert not np.allclose(out.frames[0], out.frames[1])
+
+
+def test_storyboard_part_is_the_part_of_the_windows_middle_frame():
+    # 81 frames in two parts (0-40, 40-80); middle latent frames 2, 10, 12, 20 sit at pixel frames 6.5, 38.5, 46.5, 78.5
+    windows = torch.tensor([[0, 1, 2, 3, 4], [8, 9, 10, 11, 12], [10, 11, 12, 13, 14], [18, 19, 20, 21, 22]])
+    assert storyboard_part(windows, 2, 81).tolist() == [0, 0, 1, 1]
+    assert storyboard_part(windows, 1, 81).tolist() == [0, 0, 0, 0]
+    assert storyboard_part(windows, 3, 40).tolist() == [0, 2, 2, 2]  # frames past the end stay in the last part
+
+
+def test_storyboard_windows_read_their_parts_prompt(pipe, fast, monkeypatch):
+    """Early windows read the first part's prompt and late ones the second's; a one-part storyboard changes nothing."""
+    parts = ["a red circle stays still", "a blue square bounces up and down"]
+    embeds, _ = pipe.encode_prompt(parts, do_classifier_free_guidance=False)
+    seen, forward = [], pipe.transformer.forward
+
+    def spy(*args, **kwargs):
+        text = kwargs["encoder_hidden_states"]
+        seen.append([int(torch.cdist(row.flatten()[None], embeds.flatten(1)).argmin()) for row in text])
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(pipe.transformer, "forward", spy)
+    out = pipe(PROMPT, seconds=6, storyboard=parts, guidance_scale=1.0, generator=seeded(), **fast)
+    assert out.frames.shape == (1, 48, 64, 64, 3)
+    assert set(seen[0]) == {0} and set(seen[-1]) == {1}
+    calls = [part for call in seen for part in call]
+    assert calls.count(0) > 3 and calls.count(1) > 3
+    monkeypatch.setattr(pipe.transformer, "forward", forward)
+    plain = pipe(PROMPT, num_frames=24, generator=seeded(), **fast)
+    same = pipe(PROMPT, num_frames=24, storyboard=[PROMPT], generator=seeded(), **fast)
+    np.testing.assert_allclose(same.frames, plain.frames, atol=1e-5)
 
 
 def test_same_seed_same_video_bit_for_bit(pipe, fast):
@@ -125,6 +157,9 @@ BAD_CALLS = [
     (dict(height=64.0), "height must be a positive multiple of 16"),
     (dict(guidance_scale=float("inf")), "guidance_scale must be"),
     (dict(output_type="mp4"), "output_type must be one of"),
+    (dict(storyboard="a red circle stays still"), "storyboard must be a non-empty list"),
+    (dict(storyboard=[]), "storyboard must be a non-empty list"),
+    (dict(storyboard=["a red circle stays still", "  "]), "storyboard must be a non-empty list"),
 ]
 
 

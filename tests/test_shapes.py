@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from t2v.data.shapes import (COLORS, HELD_OUT, MOTIONS, SHAPES, format_caption, parse_caption, render_video,
-                             render_video_with_truth, sample_caption, segment_starts, trajectory)
+from t2v.data.shapes import (COLORS, HELD_OUT, MOTIONS, SHAPES, auto_storyboard, format_caption, parse_caption, render_video,
+                             render_video_with_truth, sample_caption, segment_starts, storyboard, trajectory)
 from t2v.data.shapes_folder import write_shapes_folder
 from t2v.video_io import read_video
 
@@ -141,6 +141,17 @@ def test_caption_grammar_round_trip():
     for _ in range(200):
         caption = sample_caption(rng, max_changes=3)
         assert format_caption(parse_caption(caption)) == caption
+
+
+def test_storyboard_describes_each_part_whole():
+    caption = "an orange square moves in a circle, then it turns blue, then it stays still"
+    assert storyboard(caption) == ["an orange square moves in a circle", "a blue square moves in a circle", "a blue square stays still"]
+    assert storyboard("A Red circle stays still.") == ["a red circle stays still"]
+    assert auto_storyboard(caption) == storyboard(caption)
+    assert auto_storyboard("a red circle stays still") is None  # one part: nothing to split
+    assert auto_storyboard("a man walks, then he sits down") is None  # not a Shapes caption
+    with pytest.raises(ValueError, match="is not a color"):
+        storyboard("a plaid circle stays still")
 
 
 def test_what_a_person_types_parses_and_mistakes_say_why():

@@ -133,6 +133,14 @@ def test_csv_metadata_and_subfolders(tmp_path):
     assert dataset[0]["text"] == "caption of x/one.mp4, quoted"
 
 
+def test_a_storyboard_in_the_metadata_reaches_the_video(tmp_path):
+    root = make_folder(tmp_path, {"a.mp4": (index_frames(20), 8), "b.mp4": (index_frames(20), 8)})
+    lines = [json.dumps({"file_name": "a.mp4", "text": "a, then b", "storyboard": ["a", "b"]}), json.dumps({"file_name": "b.mp4", "text": "c"})]
+    (root / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+    dataset = VideoFolderDataset(root, fps=8, num_frames=17, **SIZE)
+    assert [video.storyboard for video in dataset.videos] == [["a", "b"], None]
+
+
 def test_metadata_must_be_exactly_one_file(tmp_path):
     root = make_folder(tmp_path, {"a.mp4": (index_frames(20), 8)})
     (root / "metadata.csv").write_text("file_name,text\na.mp4,hello\n")
@@ -147,6 +155,8 @@ def test_metadata_must_be_exactly_one_file(tmp_path):
 @pytest.mark.parametrize("text, message", [
     ('{"file_name": "a.mp4", "text": "ok"}\n{not json}\n', "Line 2 of"),
     ('{"file_name": "a.mp4"}\n', "Line 1 of"),
+    ('{"file_name": "a.mp4", "text": "ok", "storyboard": "ok"}\n', "storyboard that is not a list"),
+    ('{"file_name": "a.mp4", "text": "ok", "storyboard": []}\n', "storyboard that is not a list"),
 ])
 def test_malformed_metadata_is_refused(tmp_path, text, message):
     (tmp_path / "metadata.jsonl").write_text(text)

@@ -115,6 +115,15 @@ def storyboard(caption: str) -> list[str]:
     return parts
 
 
+def auto_storyboard(prompt: str) -> list[str] | None:
+    """The storyboard of a Shapes caption with changes; None for any other prompt (what `t2v generate` uses by default)."""
+    try:
+        parts = storyboard(prompt)
+    except ValueError:
+        return None
+    return parts if len(parts) > 1 else None
+
+
 def sample_caption(rng: np.random.Generator, max_changes: int = 2, exclude_held_out: bool = True) -> str:
     """A random caption with 0 to `max_changes` changes; held-out color-shape pairs never appear, not even after a color change."""
     shape = SHAPES[rng.integers(len(SHAPES))]
