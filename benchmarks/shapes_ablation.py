@@ -13,6 +13,10 @@ color or motion halfway. The same prompts and seeds go through every configurati
 - `planner+fifo sparse`: the same with semantic sparse self-attention in the denoiser and the
   planner (tiles of 16 queries, blocks of 8 keys, density 0.4: 4 of a window's 10 key blocks, as
   the 64×64 model's windows hold only 80 tokens; the first block and the noisiest window stay dense).
+- `planner+fifo whole caption`: the full pipeline without a storyboard: every window of the
+  denoiser reads the whole caption. In every other row a caption with a change is given as its
+  storyboard (`auto_storyboard`, as `t2v generate` does), so each part's windows read that part's
+  prompt.
 
 Videos go to OUT/<config>/ with a metadata.jsonl, so `t2v eval shapes --videos OUT/<config>` scores
 any of them again. Prints a markdown table (ShapesBench metrics and the real-time factor: seconds of
@@ -33,16 +37,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import describe_run  # noqa: E402
 
 from t2v import T2VPipeline, default_model_path  # noqa: E402
-from t2v.data.shapes import COLORS, HELD_OUT, MOTIONS, format_caption  # noqa: E402
+from t2v.data.shapes import COLORS, HELD_OUT, MOTIONS, auto_storyboard, format_caption  # noqa: E402
 from t2v.eval.shapes_bench import GOALS, evaluate_folder  # noqa: E402
 from t2v.video_io import VideoWriter, to_uint8  # noqa: E402
 
-CONFIGS = {  # name: (use the planner's tokens, stitching, sparse attention)
-    "clips": (False, "clips", False),
-    "fifo": (False, "fifo", False),
-    "planner+clips": (True, "clips", False),
-    "planner+fifo": (True, "fifo", False),
-    "planner+fifo sparse": (True, "fifo", True),
+CONFIGS = {  # name: (use the planner's tokens, stitching, sparse attention, storyboard)
+    "clips": (False, "clips", False, True),
+    "fifo": (False, "fifo", False, True),
+    "planner+clips": (True, "clips", False, True),
+    "planner+fifo": (True, "fifo", False, True),
+    "planner+fifo sparse": (True, "fifo", True, True),
+    "planner+fifo whole caption": (True, "fifo", False, False),
 }
 SPARSE = dict(density=0.4, mode="semantic", query_tile=16, key_block=8, sink_tokens=8)  # 4 of a window's 10 key blocks
 METRICS = ("color_accuracy", "shape_accuracy", "motion_accuracy", "identity_consistency", "jumps_per_minute", "flicker",
@@ -106,15 +111,18 @@ def generate(pipe, prompt, seconds, seed, stitching, path: Path, **kwargs) -> tu
     return time.perf_counter() - start, frames
 
 
-def render_folder(pipe, prompts: list[str], seeds: int, seconds: float, stitching: str, folder: Path, **kwargs) -> tuple[float, list[np.ndarray]]:
+def render_folder(pipe, prompts: list[str], seeds: int, seconds: float, stitching: str, folder: Path, storyboard: bool = True,
+                  **kwargs) -> tuple[float, list[np.ndarray]]:
     """Every prompt with every seed as a video in `folder`, beside its metadata.jsonl (`kwargs` go to
-    `pipe.stream`); returns the wall seconds of all of them and the first video's frames (uint8)."""
+    `pipe.stream`; with `storyboard`, a caption with changes is given as its storyboard, as `t2v generate`
+    does); returns the wall seconds of all of them and the first video's frames (uint8)."""
     folder.mkdir(parents=True, exist_ok=True)
     wall, lines, first = 0.0, [], None
     for p, prompt in enumerate(prompts):
         for seed in range(seeds):
             file_name = f"{p:02d}-seed{seed}.mp4"
-            taken, frames = generate(pipe, prompt, seconds, seed, stitching, folder / file_name, **kwargs)
+            parts = auto_storyboard(prompt) if storyboard else None
+            taken, frames = generate(pipe, prompt, seconds, seed, stitching, folder / file_name, storyboard=parts, **kwargs)
             wall += taken
             first = frames if first is None else first
             lines.append(json.dumps({"file_name": file_name, "text": prompt, "seed": seed}))
@@ -159,12 +167,12 @@ def main():
     out = Path(args.out)
     results, strips = {}, {}
     for name in args.configs:
-        use_planner, stitching, sparse = CONFIGS[name]
+        use_planner, stitching, sparse, storyboard = CONFIGS[name]
         restore = None if use_planner else without_planner(pipe)
         if sparse:
             pipe.enable_sparse_attention(**SPARSE)
         folder = out / name.replace(" ", "-").replace("+", "_")
-        wall, strips[name] = render_folder(pipe, prompts, args.seeds, args.seconds, stitching, folder)
+        wall, strips[name] = render_folder(pipe, prompts, args.seeds, args.seconds, stitching, folder, storyboard)
         videos = len(prompts) * args.seeds
         if sparse:
             pipe.disable_sparse_attention()

@@ -77,10 +77,10 @@ class To2VTraining(nn.Module):
         return flow_matching_loss(predict, latents.to(self.transformer.dtype), self.scheduler, generator, sigma=sigma)
 
 
-def set_trainable(pipe, mode: str, rank: int, train_text_encoder: bool) -> None:
+def set_trainable(pipe, mode: str, rank: int, train_text_encoder: bool, train_tokenizer: bool = True) -> None:
     freeze(pipe.vae, pipe.planner)
     pipe.text_encoder.requires_grad_(train_text_encoder)
-    pipe.video_tokenizer.requires_grad_(True)
+    pipe.video_tokenizer.requires_grad_(train_tokenizer)
     transformer = pipe.transformer
     if mode == "full":
         transformer.requires_grad_(True)
@@ -102,15 +102,23 @@ def main(argv=None):
     parser.add_argument("--train_text_encoder", action="store_true", help="train the text encoder too (worlds trained from scratch)")
     parser.add_argument("--text_dropout", type=float, default=0.1)
     parser.add_argument("--token_dropout", type=float, default=0.1)
+    parser.add_argument("--freeze_tokenizer", action="store_true",
+                        help="keep the video tokenizer as it is, so that a trained planner and codec still fit its tokens "
+                             "(fine-tuning the denoiser of a finished model; then leave out --train_text_encoder too)")
     parser.add_argument("--latents_dir", help="train on FIFO windows of cached latents (training/cache_latents.py) instead of --data_dir")
+    parser.add_argument("--part_prompts", type=float, default=0.5,
+                        help="with --latents_dir: the share of windows of a video with a storyboard that read their part's "
+                             "prompt instead of the whole caption (default: 0.5)")
     args = parse_training_args(parser, argv)
+    if not 0.0 <= args.part_prompts <= 1.0:
+        parser.error(f"--part_prompts must be between 0 and 1, got {args.part_prompts:g}.")
 
     pipe = load_base(args.model)
-    set_trainable(pipe, args.train_mode, args.lora_rank, args.train_text_encoder)
+    set_trainable(pipe, args.train_mode, args.lora_rank, args.train_text_encoder, not args.freeze_tokenizer)
     if args.gradient_checkpointing:
         pipe.transformer.enable_gradient_checkpointing()
     if args.latents_dir:
-        dataset = LatentWindows(LatentVideos(args.latents_dir), pipe.latent_frames_per_clip)
+        dataset = LatentWindows(LatentVideos(args.latents_dir), pipe.latent_frames_per_clip, args.part_prompts)
     else:
         dataset = video_dataset(args, pipe, num_frames=pipe.config.clip_frames)
     previous = pipe.config.trained_on
