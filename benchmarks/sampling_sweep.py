@@ -7,7 +7,9 @@
 The ablation (`shapes_ablation.py`) scores a model at the pipeline's defaults; this asks whether the
 defaults are the model's best. Starting from the defaults (or from `--set`), it changes one setting
 at a time over the values in AXES, keeping the others, and renders the same held-out prompts and
-seeds with planner + FIFO every time. Settings:
+seeds with planner + FIFO every time, a caption with changes given as its storyboard, as `t2v
+generate` does (the sweep of 2026-12-01 in BENCHMARKS.md, "Sampling settings", predates storyboards:
+every window read the whole caption). Settings:
 
 - `guidance_scale`: the denoiser's classifier-free guidance on the text (pipeline default 5);
 - `planner_guidance_scale`: the planner's (default 3);

@@ -9,9 +9,9 @@
 # The packaged model's denoiser is fine-tuned twice for STEPS steps (default 5000), with its text
 # encoder and video tokenizer frozen so that its planner and codec still fit: once with every window
 # reading the whole caption (--part_prompts 0, the control for the extra steps) and once with half of
-# a storyboard video's windows reading their part's prompt (--part_prompts 0.5, what the recipe does).
-# Each result is scored on 20 validation prompts (prompt seed 1, 30 s, seed 0), with and without the
-# storyboard at inference.
+# a storyboard video's windows reading their part's prompt (--part_prompts 0.5).
+# Each result, and the packaged model, is scored on 20 validation prompts (prompt seed 1, 30 s,
+# seed 0), with and without the storyboard at inference. BENCHMARKS.md, "Storyboards".
 set -euo pipefail
 OUT="$1"; LATENTS="$2"; STEPS="${3:-5000}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,7 +23,8 @@ for share in 0 0.5; do
     --use_ema --ema_decay 0.999 --max_train_steps "$STEPS" --checkpointing_steps 1000 --checkpoints_total_limit 1 \
     --resume_from_checkpoint latest
 done
-for share in 0 0.5; do
-  python "$ROOT/benchmarks/shapes_ablation.py" --model "$OUT/share$share/model" --out "$OUT/eval$share" --seconds 30 \
+for model in share0 share0.5 packaged; do
+  folder="$OUT/$model/model"; [ "$model" = packaged ] && folder="$ROOT/t2v/default_model"
+  python "$ROOT/benchmarks/shapes_ablation.py" --model "$folder" --out "$OUT/eval-$model" --seconds 30 \
     --prompts 20 --seeds 1 --prompt-seed 1 --configs "planner+fifo" "planner+fifo whole caption"
 done

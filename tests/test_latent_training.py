@@ -125,10 +125,11 @@ def test_windows_follow_the_clips_of_their_frames():
     assert starts == set(range(6))  # frames past the last whole clip (10, 11) are never used
 
 
-def test_windows_of_a_video_with_a_storyboard_read_their_parts_prompt():
+def test_windows_of_a_video_with_a_storyboard_can_read_their_parts_prompt():
     # 21 latent frames = 81 pixel frames in two parts: frames 0-39 and 40-80; a window's middle frame decides
     storyboard = ["a red circle stays still", "a blue circle stays still"]
-    windows = LatentWindows(FakeVideos([21], storyboards=[storyboard]), window=5)
+    assert {LatentWindows(FakeVideos([21], storyboards=[storyboard]), window=5).get(0, seed)["text"] for seed in range(20)} == {"video 0"}
+    windows = LatentWindows(FakeVideos([21], storyboards=[storyboard]), window=5, part_prompts=0.5)
     texts = collections.Counter()
     for seed in range(200):
         item = windows.get(0, seed)

@@ -8,9 +8,9 @@ to the folder, with its caption:
     metadata.csv     a header row with the columns file_name,text, then one row per video
 
 A jsonl line may also give a `"storyboard"`: a list of prompts, one per equal part of the video in
-time (as `T2VPipeline(..., storyboard=...)` takes them); the To2V stage then captions each training
-window with its part's prompt, and the planner still reads the whole `text`. Other keys or columns
-are ignored. Videos are decoded with imageio (ffmpeg for mp4/webm, Pillow for
+time (as `T2VPipeline(..., storyboard=...)` takes them); with `--part_prompts` the To2V stage
+captions training windows with their part's prompt, and the planner always reads the whole `text`.
+Other keys or columns are ignored. Videos are decoded with imageio (ffmpeg for mp4/webm, Pillow for
 gif), resampled to the target frame rate by timestamp (the nearest source frame to t = k / fps),
 resized with antialiasing so the shorter side fits and centre-cropped to (height, width).
 

@@ -634,6 +634,10 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
                 "clips": every clip made and decoded on its own (visible seams). "single": all frames in one
                 window (memory and time grow with the square of the length).
             lookahead (`bool`): FIFO lookahead denoising, about twice the model calls.
+            storyboard (`list[str]`, *optional*): one prompt per equal part of the video in time, the same for
+                every prompt of the batch (FIFO-Diffusion's multi-prompt generation). The planner reads `prompt`
+                for the whole video; each window of the denoiser reads the prompt of the part that holds its
+                middle latent frame (`storyboard_part`). `t2v.data.shapes.storyboard` splits a Shapes caption.
             generator (`torch.Generator`, *optional*): makes the call deterministic.
             latents (`torch.Tensor`, *optional*): the starting noise of every latent frame, (B, C, L, H/8, W/8).
             output_type (`str`): "np", "pt", "pil" or "latent".

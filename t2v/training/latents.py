@@ -100,13 +100,13 @@ class LatentWindows(Dataset):
     Each item: {"latents": (C, window, h, w), "clips": (2, C, window, h, w) the whole clips of the
     window's first and last frame, "frame_clip": LongTensor (window,), 0 or 1 per frame, "text"}.
     "text" is the video's caption or, for a video with a storyboard and in a share `part_prompts` of
-    the draws, the prompt of the part that holds the window (`storyboard_part`, the rule the pipeline
-    follows at inference). The other draws keep the whole caption, so that the text encoder, which
-    the planner then reads frozen, still learns captions with changes. Videos shorter than two clips
-    are left out.
+    the draws (default none), the prompt of the part that holds the window (`storyboard_part`, the
+    rule the pipeline follows at inference). Keep some draws on the whole caption when the text
+    encoder trains: the planner reads it frozen, and must still tell captions with changes apart.
+    Videos shorter than two clips are left out.
     """
 
-    def __init__(self, videos: LatentVideos, window: int, part_prompts: float = 0.5):
+    def __init__(self, videos: LatentVideos, window: int, part_prompts: float = 0.0):
         self.videos, self.window, self.part_prompts = videos, window, part_prompts
         self.usable = [i for i, (z, _) in enumerate(videos) if z.shape[1] >= 2 * window]
         if not self.usable:

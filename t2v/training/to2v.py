@@ -13,7 +13,10 @@ always train. `--train_text_encoder` trains the text encoder too (for worlds tra
 With `--latents_dir` (a cache from training/cache_latents.py) the stage trains as FIFO samples:
 windows of one clip's length at any offset of a continuous latent video, every frame following the
 tokens of its own clip, and half of the windows at FIFO's diagonal noise levels (`fifo_sigmas`).
-Without it, clips are read from `--data_dir` and encoded by the VAE at every step.
+Without it, clips are read from `--data_dir` and encoded by the VAE at every step. `--part_prompts`
+captions a share of the windows of videos with a storyboard by their part's prompt (the text the
+pipeline's `storyboard` gives such a window at inference); `--freeze_tokenizer` keeps the tokens a
+finished model's codec and planner were fitted to.
 """
 
 import torch
@@ -106,9 +109,9 @@ def main(argv=None):
                         help="keep the video tokenizer as it is, so that a trained planner and codec still fit its tokens "
                              "(fine-tuning the denoiser of a finished model; then leave out --train_text_encoder too)")
     parser.add_argument("--latents_dir", help="train on FIFO windows of cached latents (training/cache_latents.py) instead of --data_dir")
-    parser.add_argument("--part_prompts", type=float, default=0.5,
+    parser.add_argument("--part_prompts", type=float, default=0.0,
                         help="with --latents_dir: the share of windows of a video with a storyboard that read their part's "
-                             "prompt instead of the whole caption (default: 0.5)")
+                             "prompt instead of the whole caption (default: 0, every window reads the whole caption)")
     args = parse_training_args(parser, argv)
     if not 0.0 <= args.part_prompts <= 1.0:
         parser.error(f"--part_prompts must be between 0 and 1, got {args.part_prompts:g}.")
