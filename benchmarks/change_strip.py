@@ -10,13 +10,13 @@ prompt, "a cyan square moves in a circle, then it turns blue", whose change is d
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from shapes_ablation import write_strip  # noqa: E402
 
+from t2v.eval.shapes_bench import read_metadata  # noqa: E402
 from t2v.video_io import read_video  # noqa: E402
 
 
@@ -31,8 +31,7 @@ def main():
     for folder in map(Path, args.folders):
         frames, fps = read_video(folder / args.file)
         rows[folder.name] = list(frames)
-    lines = (Path(args.folders[0]) / "metadata.jsonl").read_text().splitlines()
-    caption = next(json.loads(line)["text"] for line in lines if json.loads(line)["file_name"] == args.file)
+    caption = next(entry["text"] for entry in read_metadata(args.folders[0]) if entry["file_name"] == args.file)
     write_strip(rows, fps, args.every, Path(args.out))
     print(f"wrote {args.out}: {caption!r}, {len(rows)} rows, a frame every {args.every:g} s")
 

@@ -119,9 +119,9 @@ def render_folder(pipe, prompts: list[str], seeds: int, seconds: float, stitchin
     folder.mkdir(parents=True, exist_ok=True)
     wall, lines, first = 0.0, [], None
     for p, prompt in enumerate(prompts):
+        parts = auto_storyboard(prompt) if storyboard else None
         for seed in range(seeds):
             file_name = f"{p:02d}-seed{seed}.mp4"
-            parts = auto_storyboard(prompt) if storyboard else None
             taken, frames = generate(pipe, prompt, seconds, seed, stitching, folder / file_name, storyboard=parts, **kwargs)
             wall += taken
             first = frames if first is None else first

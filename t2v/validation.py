@@ -30,3 +30,8 @@ def finite_number(name: str, value, minimum: float = 0.0) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < minimum:
         raise error
     return float(value)
+
+
+def is_prompt_list(value) -> bool:
+    """True for a non-empty list (or tuple) of prompts that are not blank: what a storyboard must be."""
+    return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(p, str) and p.strip() for p in value)

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from ..validation import positive_number
 from ..video_io import write_video
-from .shapes import FPS, render_video, sample_caption, storyboard
+from .shapes import FPS, auto_storyboard, render_video, sample_caption
 
 
 def _whole_number(name: str, value) -> int:
@@ -52,8 +52,9 @@ def write_shapes_folder(out_dir, num_videos: int, seconds: float, seed: int = 0,
             num_frames = int(np.random.default_rng([video_seed, 2]).integers(shortest, longest + 1))
             written.append(write_video(render_video(caption, num_frames, video_seed), out / f"{i:05d}.mp4", FPS))
             record = {"file_name": written[-1].name, "text": caption, "seed": video_seed, "num_frames": num_frames}
-            if ", then " in caption:  # the prompt of each part, for the To2V stage's windows
-                record["storyboard"] = storyboard(caption)
+            parts = auto_storyboard(caption)  # the prompt of each part, for the To2V stage's windows
+            if parts:
+                record["storyboard"] = parts
             lines.append(json.dumps(record))
         partial = out / ".metadata.jsonl.partial"
         partial.write_text("\n".join(lines) + "\n")

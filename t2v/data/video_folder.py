@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from ..validation import is_prompt_list
+
 VIDEO_TYPES = (".mp4", ".webm", ".gif")
 CACHE_BYTES = 2**31  # the default budget for keeping a whole folder's decoded videos in memory
 METADATA_FILES = ("metadata.jsonl", "metadata.csv")
@@ -269,7 +271,7 @@ def read_metadata(path: Path) -> list[tuple[str, str, list[str] | None]]:
         if not (isinstance(record, dict) and all(isinstance(record.get(key), str) for key in ("file_name", "text"))):
             raise ValueError(f"Line {number} of {path} does not give a file_name and a text.")
         storyboard = record.get("storyboard")
-        if storyboard is not None and not (isinstance(storyboard, list) and storyboard and all(isinstance(p, str) and p.strip() for p in storyboard)):
+        if storyboard is not None and not (isinstance(storyboard, list) and is_prompt_list(storyboard)):
             raise ValueError(f"Line {number} of {path} has a storyboard that is not a list of prompts.")
         rows.append((record["file_name"], record["text"], storyboard))
     return rows

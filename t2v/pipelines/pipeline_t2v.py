@@ -33,7 +33,7 @@ from ..models.planner import check_planner, grid_to_tokens
 from ..models.vae import StreamingDecoder
 from ..schedulers import PerFrameFlowMatch
 from ..tokenizers import TokenCodec, VideoTokenizer
-from ..validation import finite_number, positive_number
+from ..validation import finite_number, is_prompt_list, positive_number
 from .pipeline_output import T2VPipelineOutput, T2VStream
 
 logger = logging.get_logger(__name__)
@@ -279,10 +279,7 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             raise ValueError("prompt must be a non-empty string or a list of them.")
         if any(not p.strip() for p in prompts):
             raise ValueError("prompt is empty; describe the video you want.")
-        if storyboard is not None and (
-            isinstance(storyboard, str) or not isinstance(storyboard, (list, tuple)) or not storyboard
-            or not all(isinstance(p, str) and p.strip() for p in storyboard)
-        ):
+        if storyboard is not None and not is_prompt_list(storyboard):
             raise ValueError("storyboard must be a non-empty list of prompts, one per part of the video.")
         if negative_prompt is not None and not isinstance(negative_prompt, (str, list, tuple)):
             raise ValueError("negative_prompt must be a string or a list of strings.")
