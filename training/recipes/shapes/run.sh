@@ -3,7 +3,8 @@
 #
 #   bash training/recipes/shapes/run.sh [OUT_DIR]        (default OUT_DIR: runs/shapes)
 #
-# Stages: data -> VAE (32×32 crops of 9-frame, then of 65-frame clips) -> latent cache -> text encoder + tokenizer + To2V -> codec -> planner, all
+# Stages: data -> VAE (32×32 crops of 9-frame, then of 65-frame clips) -> latent cache -> text encoder + tokenizer + To2V -> codec
+# -> planner -> refine (the denoiser alone, at a lower learning rate, with the text encoder and tokenizer frozen), all
 # starting from freshly initialised weights (`python -m t2v.models.default`), never from the packaged model.
 # Every stage writes OUT_DIR/<stage>/ (metrics.jsonl, checkpoints, model/); a stage whose model/ exists
 # is skipped and a stage stopped midway resumes from its last checkpoint, so running the command again
@@ -45,5 +46,6 @@ stage latents bash -c "python '$ROOT/training/cache_latents.py' --data_dir '$OUT
 stage to2v "${RUN[@]}" "$ROOT/training/train_to2v.py" --config "$HERE/to2v.yaml" --latents_dir "$OUT/latents" --model "$OUT/vae_video/model" --output_dir "$OUT/to2v" "${RESUME[@]}"
 stage codec python "$ROOT/training/fit_codec.py" --latents_dir "$OUT/latents" --model "$OUT/to2v/model" --output_dir "$OUT/codec"
 stage planner "${RUN[@]}" "$ROOT/training/train_planner.py" --config "$HERE/planner.yaml" --latents_dir "$OUT/latents" --model "$OUT/codec/model" --output_dir "$OUT/planner" "${RESUME[@]}"
+stage refine "${RUN[@]}" "$ROOT/training/train_to2v.py" --config "$HERE/refine.yaml" --latents_dir "$OUT/latents" --model "$OUT/planner/model" --output_dir "$OUT/refine" "${RESUME[@]}"
 
-python -m t2v.training.recipe --out "$OUT" --started "$T0" --command "bash training/recipes/shapes/run.sh"
+python -m t2v.training.recipe --out "$OUT" --started "$T0" --last_stage refine --command "bash training/recipes/shapes/run.sh"
