@@ -2,9 +2,9 @@
 
     python demos/long_video.py "a blue square moves in a circle, then it turns yellow" --seconds 60 -o long.mp4
 
-The planner plans every clip of the whole video first. A Shapes caption with changes also becomes a
-storyboard, so that the denoiser reads each part's own prompt (`--storyboard` gives the parts by
-hand). FIFO diagonal denoising then renders the video frame after frame and the causal VAE decodes
+The planner plans every clip of the whole video first. A Shapes caption with changes becomes a
+storyboard, so that each part is planned and rendered from its own prompt (`--storyboard` gives the
+parts by hand). FIFO diagonal denoising then renders the video frame after frame and the causal VAE decodes
 each frame as it leaves the queue, so the progress bar counts seconds of video. Ctrl-C stops it and keeps what was made as a playable file.
 
 The windows of one FIFO iteration are independent, so several processes can share them: under
@@ -31,7 +31,7 @@ def main() -> int:
     parser.add_argument("--model", default=None, help="a t2v model folder (default: the packaged model)")
     parser.add_argument("--steps", type=int, default=25, help="denoising steps, also the FIFO queue's length")
     parser.add_argument("--lookahead", action="store_true", help="lookahead denoising (about twice the model calls)")
-    parser.add_argument("--storyboard", nargs="+", metavar="PART", help="one prompt per equal part of the video, for the denoiser")
+    parser.add_argument("--storyboard", nargs="+", metavar="PART", help="one prompt per equal part of the video, for the planner and the denoiser")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.seconds <= 0:

@@ -66,9 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--planner-guidance-scale", type=_checked("--planner-guidance-scale", finite=True), default=3.0, help="planner text guidance (default: 3.0)")
     gen.add_argument("--negative-prompt", default=None, help="what to steer away from")
     gen.add_argument("--storyboard", nargs="+", metavar="PART", default=None,
-                     help="one prompt per equal part of the video, read by the denoiser part by part while the planner reads "
-                          "PROMPT for the whole story (default: a Shapes caption with changes, such as '... moves in a circle, "
-                          "then it turns yellow', is split into its parts)")
+                     help="one prompt per equal part of the video: each part is planned and rendered from its own prompt "
+                          "(default: a Shapes caption with changes, such as '... moves in a circle, then it turns yellow', "
+                          "is split into its parts)")
     gen.add_argument("--stitching", choices=["fifo", "clips", "single"], default="fifo",
                      help="how clips join: fifo (seamless, constant memory), clips (each on its own, with seams), "
                           "single (one window, memory grows with length) (default: fifo)")

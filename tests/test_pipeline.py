@@ -79,6 +79,22 @@ def test_storyboard_windows_read_their_parts_prompt(pipe, fast, monkeypatch):
     np.testing.assert_allclose(same.frames, plain.frames, atol=1e-5)
 
 
+def test_storyboard_parts_are_planned_from_their_own_prompts(pipe, fast, monkeypatch):
+    """6 s are 3 clips; their middle frames (6.5, 26.5, 46.5 of 48) put one clip in the first part and two in the second."""
+    parts = ["a red circle stays still", "a blue square bounces up and down"]
+    embeds, _ = pipe.encode_prompt(parts, do_classifier_free_guidance=False)
+    calls, plan = [], pipe.plan
+
+    def spy(text, negative, num_clips, *args):
+        calls.append(([int(torch.cdist(row.flatten()[None], embeds.flatten(1)).argmin()) for row in text], num_clips))
+        return plan(text, negative, num_clips, *args)
+
+    monkeypatch.setattr(pipe, "plan", spy)
+    out = pipe([PROMPT, PROMPT], seconds=6, storyboard=parts, generator=seeded(), **fast)
+    assert calls == [([0, 0], 1), ([1, 1], 2)]  # both prompts of the batch, each part once
+    assert out.tokens.shape == (2, 3, 8, 32) and out.frames.shape == (2, 48, 64, 64, 3)
+
+
 def test_same_seed_same_video_bit_for_bit(pipe, fast):
     a = pipe(PROMPT, num_frames=9, generator=seeded(3), **fast)
     b = pipe(PROMPT, num_frames=9, generator=seeded(3), **fast)

@@ -7,7 +7,9 @@ denoiser (To2V) renders the video from the text and the tokens, and the 3D causa
 The video is one causal latent sequence; clip c of the plan covers latent frames [c·f, (c+1)·f).
 FIFO diagonal denoising (`t2v/fifo.py`) renders it window by window, every latent frame following
 its own clip's tokens, and each latent frame is decoded as it leaves the queue: `stream` yields the
-frames in constant memory, and `__call__` gathers the same frames into one array.
+frames in constant memory, and `__call__` gathers the same frames into one array. With a storyboard
+(one prompt per equal part of the video, FIFO-Diffusion's multi-prompt generation) each part's clips
+are planned from its own prompt and its windows read that prompt.
 """
 
 import json
@@ -480,38 +482,42 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             prompt, negative_prompt, guidance_scale > 1.0 or planner_guidance_scale > 1.0, device
         )
 
-        # 4. Plan the condensed tokens of every clip in one go
-        with self._bar(planner_steps, "planning", unit="step") as bar:
-            tokens = self.plan(
-                prompt_embeds.to(self.planner.dtype),
-                None if planner_guidance_scale <= 1.0 else negative_prompt_embeds.to(self.planner.dtype),
-                num_clips,
-                planner_steps,
-                planner_guidance_scale,
-                generator,
-                bar,
-            )
-
         part_embeds = None if storyboard is None else self.encode_prompt(list(storyboard), None, False, device)[0]
+        # independent clips hold clip_frames pixel frames in `window` latent frames, not window·4
+        storyboard_frames = num_frames * (window * self.vae_scale_factor_temporal / self.config.clip_frames if stitching == "clips" else 1)
+
+        # 4. Plan the condensed tokens of every clip in one go (with a storyboard: each part's clips from its prompt)
+        negative = None if planner_guidance_scale <= 1.0 else negative_prompt_embeds.to(self.planner.dtype)
+        if part_embeds is None:
+            texts, counts = prompt_embeds[None], [num_clips]
+        else:
+            clip_frames = torch.arange(num_clips)[:, None] * window + torch.arange(window)
+            clip_part = storyboard_part(clip_frames, len(storyboard), storyboard_frames, self.vae_scale_factor_temporal)
+            texts = part_embeds[:, None].expand(-1, batch_size, -1, -1)
+            counts = torch.bincount(clip_part, minlength=len(storyboard)).tolist()
+        with self._bar(planner_steps * sum(map(bool, counts)), "planning", unit="step") as bar:
+            tokens = torch.cat([
+                self.plan(text.to(self.planner.dtype), negative, count, planner_steps, planner_guidance_scale, generator, bar)
+                for text, count in zip(texts, counts) if count
+            ], dim=1)
 
         chunks = self._render(
-            tokens, part_embeds, prompt_embeds, negative_prompt_embeds, latent_shape, num_frames, float(fps), num_inference_steps,
-            guidance_scale, stitching, lookahead, generator, latents, attention_kwargs, callback_on_step_end,
+            tokens, part_embeds, storyboard_frames, prompt_embeds, negative_prompt_embeds, latent_shape, num_frames, float(fps),
+            num_inference_steps, guidance_scale, stitching, lookahead, generator, latents, attention_kwargs, callback_on_step_end,
             callback_on_step_end_tensor_inputs, decode,
         )
         frames = (self.video_processor.postprocess_video(pixels.float(), output_type="np") for _, pixels in chunks)
         return T2VStream(tokens=tokens.float().cpu(), num_frames=num_frames, fps=float(fps), chunks=frames), chunks
 
     @torch.no_grad()  # on a generator function, torch enters and leaves no_grad around every resumption
-    def _render(self, tokens, part_embeds, prompt_embeds, negative_prompt_embeds, latent_shape, num_frames, fps, num_inference_steps,
-                guidance_scale, stitching, lookahead, generator, latents, attention_kwargs, callback_on_step_end, callback_inputs, decode):
+    def _render(self, tokens, part_embeds, storyboard_frames, prompt_embeds, negative_prompt_embeds, latent_shape, num_frames, fps,
+                num_inference_steps, guidance_scale, stitching, lookahead, generator, latents, attention_kwargs, callback_on_step_end,
+                callback_inputs, decode):
         """Steps 5-7: noise, denoising and decoding, one latent frame at a time; yields (latent frame, pixels)."""
         device, dtype = self._execution_device, self.transformer.dtype
         window = self.latent_frames_per_clip
         num_latent_frames = latent_shape[2]
         cond = {"prompt_embeds": prompt_embeds, "negative_prompt_embeds": negative_prompt_embeds}
-        # independent clips hold clip_frames pixel frames in `window` latent frames, not window·4
-        storyboard_frames = num_frames * (window * self.vae_scale_factor_temporal / self.config.clip_frames if stitching == "clips" else 1)
 
         # 5. Starting noise, drawn frame by frame as frames join (or read from the latents given)
         def noise(a: int) -> torch.Tensor:
@@ -632,9 +638,10 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
                 window (memory and time grow with the square of the length).
             lookahead (`bool`): FIFO lookahead denoising, about twice the model calls.
             storyboard (`list[str]`, *optional*): one prompt per equal part of the video in time, the same for
-                every prompt of the batch (FIFO-Diffusion's multi-prompt generation). The planner reads `prompt`
-                for the whole video; each window of the denoiser reads the prompt of the part that holds its
-                middle latent frame (`storyboard_part`). `t2v.data.shapes.storyboard` splits a Shapes caption.
+                every prompt of the batch (FIFO-Diffusion's multi-prompt generation). Each part's clips are
+                planned from its prompt, and each window of the denoiser reads the prompt of the part that holds
+                its middle latent frame (`storyboard_part`; a clip's part is the part of its middle latent frame),
+                so no model reads `prompt` itself. `t2v.data.shapes.storyboard` splits a Shapes caption.
             generator (`torch.Generator`, *optional*): makes the call deterministic.
             latents (`torch.Tensor`, *optional*): the starting noise of every latent frame, (B, C, L, H/8, W/8).
             output_type (`str`): "np", "pt", "pil" or "latent".
