@@ -3,7 +3,7 @@
     python benchmarks/change_timing.py runs/val20/planner_fifo [more folders...]
 
 Reads back a folder of videos and its metadata.jsonl (as `shapes_ablation.py` writes them) and, for
-every video whose caption changes color, prints the object's color second by second (the colour
+every video whose caption changes color, prints the object's color second by second (the color
 ShapesBench reads in most of that second's frames, "-" where it finds no object) and the change's
 onset: the first frame from which three quarters of the next two seconds show the new color, in
 seconds after the caption's time (negative: early; "never": the new color never holds). ShapesBench
