@@ -196,6 +196,7 @@ def test_ctrl_c_leaves_a_playable_video(tmp_path):
         [sys.executable, "-m", "t2v.cli", "generate", PROMPT, "--seconds", "1200", "--steps", "10", "--planner-steps", "4", "--model",
          str(tmp_path / "model"), "-o", str(out)],
         stdout=subprocess.DEVNULL, stderr=log, text=True, env=env, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # Ctrl-C live even under `nohup pytest &`
     )
     try:
         assert _wait_for(lambda: partial.exists() and partial.stat().st_size > 2000, 120), "no frames were written"

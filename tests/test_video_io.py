@@ -36,7 +36,15 @@ def test_failed_write_leaves_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_ctrl_c_during_a_write_keeps_the_whole_chunk_and_a_playable_file(tmp_path):
+@pytest.fixture
+def ctrl_c():
+    """SIGINT raises KeyboardInterrupt, as in a terminal, even when pytest started with it ignored (`nohup pytest &`)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_during_a_write_keeps_the_whole_chunk_and_a_playable_file(tmp_path, ctrl_c):
     # Ctrl-C while a chunk goes to ffmpeg used to stop mid-chunk, and inside imageio-ffmpeg's writer it
     # killed ffmpeg (an mp4 without its index). Now the chunk is finished, then KeyboardInterrupt comes.
     frames = np.zeros((8, 16, 16, 3), dtype=np.uint8)
