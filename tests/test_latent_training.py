@@ -213,3 +213,11 @@ def test_stages_train_from_the_cache_and_the_recipe_records_them(cache, tmp_path
     frames = pipe("a red circle stays still", num_frames=5, num_inference_steps=2, planner_steps=2,
                   generator=torch.Generator().manual_seed(0)).frames
     assert frames.shape == (1, 5, 64, 64, 3)
+
+
+def test_recipe_without_a_stage_model_fails_in_one_line(tmp_path, capsys):
+    from t2v.training import recipe
+
+    with pytest.raises(SystemExit):
+        recipe.main(["--out", str(tmp_path), "--command", "bash training/recipes/shapes/run.sh"])
+    assert "no stage of" in capsys.readouterr().err and not (tmp_path / "recipe.json").exists()

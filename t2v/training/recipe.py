@@ -43,10 +43,16 @@ def main(argv=None):
     parser.add_argument("--out", required=True)
     parser.add_argument("--command", required=True, help="the command that ran the recipe, for the record")
     parser.add_argument("--started", type=float, default=None, help="unix time the recipe started")
-    parser.add_argument("--last_stage", default="planner")
+    parser.add_argument("--last_stage", default=None,
+                        help="the stage whose model is the recipe's (default: the last of STAGES with OUT/<stage>/model)")
     args = parser.parse_args(argv)
 
     out = Path(args.out)
+    if args.last_stage is None:
+        made = [name for name in STAGES if (out / name / "model" / "model_index.json").is_file()]
+        if not made:
+            parser.error(f"no stage of {out} has a model (OUT/<stage>/model) to finish the recipe with")
+        args.last_stage = made[-1]
     stages = {}
     for name in STAGES:
         seconds = out / f"{name}.seconds"

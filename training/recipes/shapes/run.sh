@@ -48,4 +48,4 @@ stage codec python "$ROOT/training/fit_codec.py" --latents_dir "$OUT/latents" --
 stage planner "${RUN[@]}" "$ROOT/training/train_planner.py" --config "$HERE/planner.yaml" --latents_dir "$OUT/latents" --model "$OUT/codec/model" --output_dir "$OUT/planner" "${RESUME[@]}"
 stage refine "${RUN[@]}" "$ROOT/training/train_to2v.py" --config "$HERE/refine.yaml" --latents_dir "$OUT/latents" --model "$OUT/planner/model" --output_dir "$OUT/refine" "${RESUME[@]}"
 
-python -m t2v.training.recipe --out "$OUT" --started "$T0" --last_stage refine --command "bash training/recipes/shapes/run.sh"
+python -m t2v.training.recipe --out "$OUT" --started "$T0" --command "bash training/recipes/shapes/run.sh"
