@@ -271,7 +271,7 @@ def read_metadata(path: Path) -> list[tuple[str, str, list[str] | None]]:
         if not (isinstance(record, dict) and all(isinstance(record.get(key), str) for key in ("file_name", "text"))):
             raise ValueError(f"Line {number} of {path} does not give a file_name and a text.")
         storyboard = record.get("storyboard")
-        if storyboard is not None and not (isinstance(storyboard, list) and is_prompt_list(storyboard)):
+        if storyboard is not None and not is_prompt_list(storyboard):  # JSON gives lists, never tuples
             raise ValueError(f"Line {number} of {path} has a storyboard that is not a list of prompts.")
         rows.append((record["file_name"], record["text"], storyboard))
     return rows
