@@ -91,6 +91,29 @@ def test_vae_export_records_latent_statistics(chain):
     assert config["latents_std"] != [1.0] * len(config["latents_std"])
 
 
+def test_decoder_only_fine_tune_keeps_the_latent_space(chain, shapes_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    from t2v.training import vae
+
+    _, out = chain
+    tuned = vae.main(["--data_dir", str(shapes_dir), "--model", str(out["planner"]), "--output_dir", str(tmp_path / "dec"),
+                      "--decoder_only", "--learning_rate", "1e-3", *COMMON])
+    before, after = (load_file(next((d / "vae").glob("*.safetensors"))) for d in (out["planner"], tuned))
+    encoder = [k for k in before if k.startswith(("encoder.", "quant_conv."))]
+    decoder = [k for k in before if k.startswith(("decoder.", "post_quant_conv."))]
+    assert encoder and decoder and len(encoder) + len(decoder) == len(before)
+    assert all(torch.equal(before[k], after[k]) for k in encoder)
+    assert not all(torch.equal(before[k], after[k]) for k in decoder)
+    config = [json.loads((d / "vae" / "config.json").read_text()) for d in (out["planner"], tuned)]
+    assert config[0]["latents_mean"] == config[1]["latents_mean"] and config[0]["latents_std"] == config[1]["latents_std"]
+    for name in ("transformer", "planner", "video_tokenizer"):
+        assert all(torch.equal(a, b) for a, b in zip(*(load_file(next((d / name).glob("*.safetensors"))).values()
+                                                        for d in (out["planner"], tuned))))
+    with pytest.raises(SystemExit):
+        vae.main(["--data_dir", str(shapes_dir), "--output_dir", str(tmp_path / "x"), "--decoder_only", "--from_scratch", *COMMON])
+
+
 def test_stages_change_only_their_components(chain):
     from safetensors.torch import load_file
 

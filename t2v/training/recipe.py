@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .common import export_pipeline, load_base
 
-STAGES = ("data", "vae", "vae_video", "latents", "to2v", "codec", "planner", "refine")
+STAGES = ("data", "vae", "vae_video", "latents", "to2v", "codec", "planner", "refine", "decoder")
 
 
 def commit() -> str:

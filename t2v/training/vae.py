@@ -31,15 +31,20 @@ from .loop import Stage, train
 
 
 class VAETraining(nn.Module):
-    def __init__(self, vae, kl_weight: float, detail_weight: float, crop: int | None = None):
+    def __init__(self, vae, kl_weight: float, detail_weight: float, crop: int | None = None, decoder_only: bool = False):
         super().__init__()
         self.vae, self.kl_weight, self.detail_weight, self.crop = vae, kl_weight, detail_weight, crop
+        self.decoder_only = decoder_only
+        if decoder_only:  # the latent space stays as it is: the encoder and its projection are frozen
+            vae.encoder.requires_grad_(False)
+            vae.quant_conv.requires_grad_(False)
 
     def forward(self, batch, generator):
         video = batch["video"].to(self.vae.dtype)
         if self.crop:
             video = detail_crops(video, self.crop, generator)
-        posterior = self.vae.encode(video).latent_dist
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.decoder_only):
+            posterior = self.vae.encode(video).latent_dist
         recon = decode_unclamped(self.vae, posterior.mode())
         kl = 0.5 * (posterior.mean**2 + posterior.var - 1.0 - posterior.logvar).mean()
         weight = 1.0 + self.detail_weight * detail_mask(video)
@@ -95,6 +100,8 @@ def main(argv=None):
     parser.add_argument("--detail_weight", type=float, default=0.0, help="extra weight of pixels that differ from their frame's median color")
     parser.add_argument("--num_frames", type=int, default=None, help="frames per training clip (default: the model's clip)")
     parser.add_argument("--crop", type=int, default=None, help="train on crops of this size around the pixels that differ from the background")
+    parser.add_argument("--decoder_only", action="store_true",
+                        help="train the decoder alone: the encoder, the latents and every model trained on them stay valid")
     args = parse_training_args(parser, argv)
 
     pipe = load_base(args.model)
@@ -108,9 +115,13 @@ def main(argv=None):
     dataset = video_dataset(args, pipe, num_frames=args.num_frames or pipe.config.clip_frames)
     previous = pipe.config.trained_on
 
+    if args.decoder_only and args.from_scratch:
+        parser.error("--decoder_only fine-tunes the decoder of a trained VAE; it cannot start --from_scratch")
+
     def export(model, output_dir):
-        mean, std = latent_statistics(model.vae, dataset)
-        model.vae.register_to_config(latents_mean=mean, latents_std=std)
+        if not args.decoder_only:  # a frozen encoder keeps the latents, and their statistics, as they were
+            mean, std = latent_statistics(model.vae, dataset)
+            model.vae.register_to_config(latents_mean=mean, latents_std=std)
         pipe.vae = model.vae
         export_pipeline(pipe, output_dir, trained_on(args, "VAE", previous))
 
@@ -121,7 +132,7 @@ def main(argv=None):
         path.parent.mkdir(parents=True, exist_ok=True)
         write_video(((pair.float().cpu().numpy() + 1) / 2).astype(np.float32), path.with_suffix(".mp4"), pipe.config.fps)
 
-    return train(Stage("vae", VAETraining(pipe.vae, args.kl_weight, args.detail_weight, args.crop), dataset, export, validate), args)
+    return train(Stage("vae", VAETraining(pipe.vae, args.kl_weight, args.detail_weight, args.crop, args.decoder_only), dataset, export, validate), args)
 
 
 if __name__ == "__main__":

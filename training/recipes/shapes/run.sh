@@ -4,7 +4,8 @@
 #   bash training/recipes/shapes/run.sh [OUT_DIR]        (default OUT_DIR: runs/shapes)
 #
 # Stages: data -> VAE (32×32 crops of 9-frame, then of 65-frame clips) -> latent cache -> text encoder + tokenizer + To2V -> codec
-# -> planner -> refine (the denoiser alone, at a lower learning rate, with the text encoder and tokenizer frozen), all
+# -> planner -> refine (the denoiser alone, at a lower learning rate, with the text encoder and tokenizer frozen) -> decoder
+# (the VAE's decoder alone, its encoder and so the latents frozen), all
 # starting from freshly initialised weights (`python -m t2v.models.default`), never from the packaged model.
 # Every stage writes OUT_DIR/<stage>/ (metrics.jsonl, checkpoints, model/); a stage whose model/ exists
 # is skipped and a stage stopped midway resumes from its last checkpoint, so running the command again
@@ -47,5 +48,6 @@ stage to2v "${RUN[@]}" "$ROOT/training/train_to2v.py" --config "$HERE/to2v.yaml"
 stage codec python "$ROOT/training/fit_codec.py" --latents_dir "$OUT/latents" --model "$OUT/to2v/model" --output_dir "$OUT/codec"
 stage planner "${RUN[@]}" "$ROOT/training/train_planner.py" --config "$HERE/planner.yaml" --latents_dir "$OUT/latents" --model "$OUT/codec/model" --output_dir "$OUT/planner" "${RESUME[@]}"
 stage refine "${RUN[@]}" "$ROOT/training/train_to2v.py" --config "$HERE/refine.yaml" --latents_dir "$OUT/latents" --model "$OUT/planner/model" --output_dir "$OUT/refine" "${RESUME[@]}"
+stage decoder "${RUN[@]}" "$ROOT/training/train_vae.py" --config "$HERE/decoder.yaml" --model "$OUT/refine/model" --data_dir "$OUT/data/train" --output_dir "$OUT/decoder" "${RESUME[@]}"
 
 python -m t2v.training.recipe --out "$OUT" --started "$T0" --command "bash training/recipes/shapes/run.sh"
