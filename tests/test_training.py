@@ -105,6 +105,7 @@ def test_decoder_only_fine_tune_keeps_the_latent_space(chain, shapes_dir, tmp_pa
     assert encoder and decoder and len(encoder) + len(decoder) == len(before)
     assert all(torch.equal(before[k], after[k]) for k in encoder)
     assert not all(torch.equal(before[k], after[k]) for k in decoder)
+    assert "VAE decoder" in T2VPipeline.from_pretrained(tuned).config.trained_on
     config = [json.loads((d / "vae" / "config.json").read_text()) for d in (out["planner"], tuned)]
     assert config[0]["latents_mean"] == config[1]["latents_mean"] and config[0]["latents_std"] == config[1]["latents_std"]
     for name in ("transformer", "planner", "video_tokenizer"):

@@ -17,6 +17,10 @@ and a step costs (S/H)² of a whole frame's while the object fills (H/S)² more 
 At export the per-channel mean and std of the latents over the data are written into the VAE's
 config (`latents_mean`, `latents_std`), as Wan's VAE has them, so that the denoiser sees
 unit-variance latents.
+`--decoder_only` trains the decoder (and its `post_quant_conv`) of a trained VAE with the encoder
+frozen: the latents and their statistics do not change, so a finished model's latent cache,
+denoiser and planner stay valid (the Shapes recipe's last stage, which mends colors the decoder
+drew wrong on held-out pairs).
 """
 
 import numpy as np
@@ -103,6 +107,8 @@ def main(argv=None):
     parser.add_argument("--decoder_only", action="store_true",
                         help="train the decoder alone: the encoder, the latents and every model trained on them stay valid")
     args = parse_training_args(parser, argv)
+    if args.decoder_only and args.from_scratch:
+        parser.error("--decoder_only fine-tunes the decoder of a trained VAE; it cannot start --from_scratch")
 
     pipe = load_base(args.model)
     scale = pipe.vae.config.scale_factor_spatial
@@ -115,15 +121,12 @@ def main(argv=None):
     dataset = video_dataset(args, pipe, num_frames=args.num_frames or pipe.config.clip_frames)
     previous = pipe.config.trained_on
 
-    if args.decoder_only and args.from_scratch:
-        parser.error("--decoder_only fine-tunes the decoder of a trained VAE; it cannot start --from_scratch")
-
     def export(model, output_dir):
         if not args.decoder_only:  # a frozen encoder keeps the latents, and their statistics, as they were
             mean, std = latent_statistics(model.vae, dataset)
             model.vae.register_to_config(latents_mean=mean, latents_std=std)
         pipe.vae = model.vae
-        export_pipeline(pipe, output_dir, trained_on(args, "VAE", previous))
+        export_pipeline(pipe, output_dir, trained_on(args, "VAE decoder" if args.decoder_only else "VAE", previous))
 
     def validate(model, path):
         video = dataset.get(0, seed=0)["video"][None].to(model.vae.device, model.vae.dtype)
