@@ -43,6 +43,17 @@ def mp4_dir(tmp_path_factory):
     return root
 
 
+def weights(model_dir: Path, name: str) -> dict[str, torch.Tensor]:
+    """The tensors of one component of an exported model folder."""
+    from safetensors.torch import load_file
+
+    return load_file(next((model_dir / name).glob("*.safetensors")))
+
+
+def same(a: dict, b: dict, keys=None) -> bool:
+    return all(torch.equal(a[k], b[k]) for k in (a if keys is None else keys))
+
+
 def metrics(output_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
 
@@ -92,41 +103,28 @@ def test_vae_export_records_latent_statistics(chain):
 
 
 def test_decoder_only_fine_tune_keeps_the_latent_space(chain, shapes_dir, tmp_path):
-    from safetensors.torch import load_file
-
     from t2v.training import vae
 
     _, out = chain
     tuned = vae.main(["--data_dir", str(shapes_dir), "--model", str(out["planner"]), "--output_dir", str(tmp_path / "dec"),
                       "--decoder_only", "--learning_rate", "1e-3", *COMMON])
-    before, after = (load_file(next((d / "vae").glob("*.safetensors"))) for d in (out["planner"], tuned))
+    before, after = weights(out["planner"], "vae"), weights(tuned, "vae")
     encoder = [k for k in before if k.startswith(("encoder.", "quant_conv."))]
     decoder = [k for k in before if k.startswith(("decoder.", "post_quant_conv."))]
     assert encoder and decoder and len(encoder) + len(decoder) == len(before)
-    assert all(torch.equal(before[k], after[k]) for k in encoder)
-    assert not all(torch.equal(before[k], after[k]) for k in decoder)
+    assert same(before, after, encoder)
+    assert not same(before, after, decoder)
     assert "VAE decoder" in T2VPipeline.from_pretrained(tuned).config.trained_on
     config = [json.loads((d / "vae" / "config.json").read_text()) for d in (out["planner"], tuned)]
     assert config[0]["latents_mean"] == config[1]["latents_mean"] and config[0]["latents_std"] == config[1]["latents_std"]
     for name in ("transformer", "planner", "video_tokenizer"):
-        assert all(torch.equal(a, b) for a, b in zip(*(load_file(next((d / name).glob("*.safetensors"))).values()
-                                                        for d in (out["planner"], tuned))))
+        assert same(weights(out["planner"], name), weights(tuned, name))
     with pytest.raises(SystemExit):
         vae.main(["--data_dir", str(shapes_dir), "--output_dir", str(tmp_path / "x"), "--decoder_only", "--from_scratch", *COMMON])
 
 
 def test_stages_change_only_their_components(chain):
-    from safetensors.torch import load_file
-
     _, out = chain
-
-    def weights(model_dir, name):
-        file = next((model_dir / name).glob("*.safetensors"))
-        return load_file(file)
-
-    def same(a, b):
-        return all(torch.equal(a[k], b[k]) for k in a)
-
     assert not same(weights(out["vae"], "transformer"), weights(out["to2v"], "transformer"))
     assert same(weights(out["vae"], "vae"), weights(out["to2v"], "vae"))  # the VAE is frozen in stage 2
     assert same(weights(out["codec"], "planner"), weights(out["to2v"], "planner"))
