@@ -61,19 +61,12 @@ def training_scheduler(pipe: T2VPipeline) -> FlowMatchEulerDiscreteScheduler:
 
 
 def flow_matching_loss(predict, x0: torch.Tensor, scheduler, generator: torch.Generator, mask: torch.Tensor | None = None,
-                       sigma: torch.Tensor | None = None, temporal_weight: float = 0.0, motion_weight: float = 0.0):
+                       sigma: torch.Tensor | None = None):
     """Rectified-flow loss: x_σ = (1−σ)·x0 + σ·ε, target ε − x0; σ drawn logit-normally (SD3, Wan).
 
     `predict(x_σ, timesteps)` returns the velocity; `mask`, broadcastable to x0, selects what counts.
     `sigma` (B, F) gives every latent frame its own noise level instead (see `fifo_sigmas`); the
     timesteps are then (B, F) too, and frames at σ = 0 (clean context) do not count.
-
-    For videos (B, C, F, H, W): `temporal_weight` adds the squared error of the predicted clean
-    video's frame-to-frame differences (x̂0[f+1] − x̂0[f] against the truth's, with x̂0 = x_σ − σ·v̂),
-    which costs errors that differ between neighbouring frames (an object placed apart in two of
-    them) more than errors they share. `motion_weight` λ weights every latent element's error by
-    1 + λ·|x0[f] − x0[f−1]| (the truth's frame difference, mean over channels; the first frame takes
-    the second's), the motion prior of Latent Temporal Discrepancy (Wu et al., 2026).
     """
     batch = x0.shape[0]
     if sigma is None:
@@ -88,20 +81,11 @@ def flow_matching_loss(predict, x0: torch.Tensor, scheduler, generator: torch.Ge
         sigma = sigma.to(x0.dtype).view(batch, 1, -1, 1, 1)
     noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     noisy = (1.0 - sigma) * x0 + sigma * noise
-    residual = predict(noisy, timesteps).float() - (noise - x0).float()
-    error = residual**2
-    if motion_weight:
-        change = (x0[:, :, 1:] - x0[:, :, :-1]).float().abs().mean(1, keepdim=True)
-        error = error * (1.0 + motion_weight * torch.cat([change[:, :, :1], change], dim=2))
+    error = (predict(noisy, timesteps).float() - (noise - x0).float()) ** 2
     if mask is None:
-        loss = error.mean()
-    else:
-        mask = mask.to(error.dtype).expand_as(error)
-        loss = (error * mask).sum() / mask.sum().clamp_min(1.0)
-    if temporal_weight:
-        x0_error = sigma.float() * residual  # x̂0 − x0 = −σ·(v̂ − v); clean frames (σ = 0) contribute none
-        loss = loss + temporal_weight * (x0_error[:, :, 1:] - x0_error[:, :, :-1]).pow(2).mean()
-    return loss
+        return error.mean()
+    mask = mask.to(error.dtype).expand_as(error)
+    return (error * mask).sum() / mask.sum().clamp_min(1.0)
 
 
 def fifo_sigmas(scheduler, batch: int, frames: int, generator: torch.Generator, steps: tuple[int, int] = (10, 50),

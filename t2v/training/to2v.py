@@ -44,14 +44,13 @@ LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 
 
 class To2VTraining(nn.Module):
-    def __init__(self, pipe, text_dropout: float, token_dropout: float, temporal_weight: float = 0.0, motion_weight: float = 0.0):
+    def __init__(self, pipe, text_dropout: float, token_dropout: float):
         super().__init__()
         self.vae, self.text_encoder = pipe.vae, pipe.text_encoder
         self.video_tokenizer, self.transformer = pipe.video_tokenizer, pipe.transformer
         self.pipe = pipe  # not a module: used for its prompt encoding
         self.scheduler = training_scheduler(pipe)
         self.text_dropout, self.token_dropout = text_dropout, token_dropout
-        self.temporal_weight, self.motion_weight = temporal_weight, motion_weight
 
     def forward(self, batch, generator):
         if "latents" in batch:  # a window of cached latents, following the tokens of its frames' clips
@@ -78,8 +77,7 @@ class To2VTraining(nn.Module):
                 timesteps = expand_frame_timesteps(timesteps, noisy.shape, patch_size)
             return self.transformer(noisy, timesteps, text, encoder_hidden_states_image=tokens, return_dict=False)[0]
 
-        return flow_matching_loss(predict, latents.to(self.transformer.dtype), self.scheduler, generator, sigma=sigma,
-                                  temporal_weight=self.temporal_weight, motion_weight=self.motion_weight)
+        return flow_matching_loss(predict, latents.to(self.transformer.dtype), self.scheduler, generator, sigma=sigma)
 
 
 def set_trainable(pipe, mode: str, rank: int, train_text_encoder: bool, train_tokenizer: bool = True) -> None:
@@ -114,13 +112,7 @@ def main(argv=None):
     parser.add_argument("--part_prompts", type=float, default=0.0,
                         help="with --latents_dir: the share of windows of a video with a storyboard that read their part's "
                              "prompt instead of the whole caption (default: 0, every window reads the whole caption)")
-    parser.add_argument("--temporal_weight", type=float, default=0.0,
-                        help="weight of a loss on the predicted clean video's frame-to-frame differences (0: off)")
-    parser.add_argument("--motion_weight", type=float, default=0.0,
-                        help="λ of the motion weighting 1 + λ·|frame difference| of the loss (0: off)")
     args = parse_training_args(parser, argv)
-    if args.temporal_weight < 0 or args.motion_weight < 0:
-        parser.error("--temporal_weight and --motion_weight must be 0 or more.")
     if not 0.0 <= args.part_prompts <= 1.0:
         parser.error(f"--part_prompts must be between 0 and 1, got {args.part_prompts:g}.")
 
@@ -148,7 +140,7 @@ def main(argv=None):
     def validate(model, path):
         write_validation(pipe, args.validation_prompt, path, pipe.config.fps)
 
-    model = To2VTraining(pipe, args.text_dropout, args.token_dropout, args.temporal_weight, args.motion_weight)
+    model = To2VTraining(pipe, args.text_dropout, args.token_dropout)
     return train(Stage("to2v", model, dataset, export, validate), args)
 
 
