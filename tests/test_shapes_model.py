@@ -61,3 +61,20 @@ def test_ablation_script_reproduces_a_small_table(tmp_path):
     for name in ("color_accuracy", "shape_accuracy", "identity_consistency"):
         assert 0.0 <= row[name] <= 1.0
     assert row["realtime_factor"] > 0
+
+
+def test_vae_compression_script_saves_a_4x_model_that_makes_videos(tmp_path):
+    """benchmarks/vae_compression.py: the default model with 16×16 latent frames at 64×64 and the
+    denoiser's 4×4 patches, loadable and able to make a video of the asked size."""
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "vae_compression.py"), str(tmp_path / "m")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    four = T2VPipeline.from_pretrained(tmp_path / "m")
+    four.set_progress_bar_config(disable=True)
+    assert four.vae.config.scale_factor_spatial == 4 and tuple(four.transformer.config.patch_size) == (1, 4, 4)
+    with torch.no_grad():
+        latents = four.vae.encode(torch.zeros(1, 3, 5, 64, 64)).latent_dist.mode()
+    assert latents.shape == (1, 8, 2, 16, 16)
+    frames = four("a red circle stays still", num_frames=9, num_inference_steps=2,
+                  generator=torch.Generator().manual_seed(0)).frames[0]
+    assert frames.shape == (9, 64, 64, 3)
