@@ -16,9 +16,9 @@ spatial compression").
 import argparse
 
 import torch
-from diffusers import AutoencoderKLWan, WanTransformer3DModel
+from diffusers import WanTransformer3DModel
 
-from t2v.models.default import LATENT_CHANNELS, build_default_pipeline
+from t2v.models.default import build_default_pipeline, build_vae
 
 
 def main() -> None:
@@ -27,21 +27,7 @@ def main() -> None:
     args = parser.parse_args()
     pipe = build_default_pipeline(0)
     torch.manual_seed(0)
-    pipe.vae = AutoencoderKLWan(
-        base_dim=32,
-        z_dim=LATENT_CHANNELS,
-        dim_mult=[1, 2, 2],
-        num_res_blocks=1,
-        temperal_downsample=[True, True],
-        is_residual=True,
-        patch_size=None,
-        in_channels=3,
-        out_channels=3,
-        scale_factor_spatial=4,
-        scale_factor_temporal=4,
-        latents_mean=[0.0] * LATENT_CHANNELS,
-        latents_std=[1.0] * LATENT_CHANNELS,
-    )
+    pipe.vae = build_vae(spatial_compression=4)
     config = dict(pipe.transformer.config)
     config["patch_size"] = (1, 4, 4)
     pipe.transformer = WanTransformer3DModel.from_config(config)

@@ -27,6 +27,36 @@ CODEC_DIM = 8
 TEXT_CONTEXT = 32  # text tokens; the longest caption of the Shapes data (two changes) has 22
 
 
+def build_vae(spatial_compression: int = 8) -> AutoencoderKLWan:
+    """The default model's VAE, freshly initialised from the current torch seed.
+
+    Wan 2.2's residual layout (average-pool shortcuts around every down- and up-sampling block),
+    scaled down, with two 2× downsamplings in space and time. At 8× (the default) pixels are first
+    folded 2×2 into channels, which keeps Wan 2.1's 8× spatial and 4× temporal compression; the
+    shortcuts make it learn far faster from scratch than Wan 2.1's layout (benchmarks/vae_layouts.py).
+    At 4× there is no fold, so a 64×64 frame gives a 16×16 latent frame (benchmarks/vae_compression.py).
+    """
+    if spatial_compression not in (4, 8):
+        raise ValueError(f"spatial_compression must be 4 or 8, got {spatial_compression!r}.")
+    fold = 2 if spatial_compression == 8 else None
+    channels = 3 * (fold or 1) ** 2
+    return AutoencoderKLWan(
+        base_dim=32,
+        z_dim=LATENT_CHANNELS,
+        dim_mult=[1, 2, 2],
+        num_res_blocks=1,
+        temperal_downsample=[True, True],
+        is_residual=True,
+        patch_size=fold,
+        in_channels=channels,
+        out_channels=channels,
+        scale_factor_spatial=spatial_compression,
+        scale_factor_temporal=4,
+        latents_mean=[0.0] * LATENT_CHANNELS,
+        latents_std=[1.0] * LATENT_CHANNELS,
+    )
+
+
 def build_default_pipeline(seed: int = 0, trained_on: str = RANDOM_WEIGHTS):
     """Every component of the default model, freshly initialised from `seed`."""
     from ..pipelines import T2VPipeline
@@ -34,25 +64,7 @@ def build_default_pipeline(seed: int = 0, trained_on: str = RANDOM_WEIGHTS):
     torch.manual_seed(seed)
     tokenizer = build_word_tokenizer(vocabulary())
     text_encoder = build_text_encoder(len(tokenizer), d_model=TEXT_DIM)
-    # Wan 2.2's residual VAE layout (pixels folded 2×2 into channels, average-pool shortcuts around
-    # every down- and up-sampling block), scaled down: 2×2 patches then two 2× downsamplings keep Wan
-    # 2.1's 8× spatial and 4× temporal compression. The shortcuts make it learn far faster from
-    # scratch than Wan 2.1's layout (benchmarks/vae_layouts.py).
-    vae = AutoencoderKLWan(
-        base_dim=32,
-        z_dim=LATENT_CHANNELS,
-        dim_mult=[1, 2, 2],
-        num_res_blocks=1,
-        temperal_downsample=[True, True],
-        is_residual=True,
-        patch_size=2,
-        in_channels=12,
-        out_channels=12,
-        scale_factor_spatial=8,
-        scale_factor_temporal=4,
-        latents_mean=[0.0] * LATENT_CHANNELS,
-        latents_std=[1.0] * LATENT_CHANNELS,
-    )
+    vae = build_vae()
     video_tokenizer = VideoTokenizer(
         in_channels=LATENT_CHANNELS, grid=TOKEN_GRID, hidden_dim=64, token_dim=TOKEN_DIM, num_layers=2, num_heads=4, pos_dim_per_axis=16
     )
