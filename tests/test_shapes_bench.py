@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -243,3 +244,26 @@ def test_eval_shapes_mistakes_are_one_line(tmp_path, capsys):
     assert fails("--videos", str(tmp_path), "--json", str(tmp_path / "no" / "s.json"))[0] == 2
     assert main(["eval", "shapes", "--videos", str(tmp_path)]) == 0
     assert "1.000" in capsys.readouterr().out
+
+
+def test_drawn_as_script_reads_what_a_folder_draws(tmp_path):
+    """benchmarks/drawn_as.py: ground truth is drawn as its caption asks; a caption that asks for the
+    wrong color shows the color drawn instead, and a folder without metadata is one line."""
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "benchmarks"))
+    from drawn_as import drawn_counts
+
+    write_video(render_video("a red circle stays still", 16, seed=0), tmp_path / "a.mp4", 8)
+    write_video(render_video("a blue square moves diagonally", 16, seed=1), tmp_path / "b.mp4", 8)
+    lines = [{"file_name": "a.mp4", "text": "a red circle stays still"},
+             {"file_name": "b.mp4", "text": "a yellow square moves diagonally"}]  # b is blue, not yellow
+    (tmp_path / "metadata.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    counts = drawn_counts(tmp_path)
+    assert set(counts) == {("red", "circle"), ("yellow", "square")}
+    colors, shapes = counts[("red", "circle")]
+    assert colors == {"red": 16} and shapes == {"circle": 16}
+    colors, shapes = counts[("yellow", "square")]
+    assert colors == {"blue": 16} and shapes == {"square": 16}
+    result = subprocess.run([sys.executable, str(root / "benchmarks" / "drawn_as.py"), str(tmp_path / "none")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "has no metadata.jsonl" in result.stderr and "Traceback" not in result.stderr
