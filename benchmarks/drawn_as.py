@@ -27,7 +27,7 @@ def drawn_counts(folder: Path) -> dict[tuple[str, str], tuple[Counter, Counter]]
     counts = defaultdict(lambda: (Counter(), Counter()))
     for entry in read_metadata(folder):
         measured = measure_video(read_video(folder / entry["file_name"])[0])
-        expected = trajectory(parse_caption(entry["text"]), len(measured), seed=0)
+        expected = trajectory(parse_caption(entry["text"]), len(measured), seed=0)  # the seed moves the object only
         for want, got in zip(expected, measured):
             colors, shapes = counts[(want["color"], want["shape"])]
             colors["-" if got is None else got.color or "?"] += 1

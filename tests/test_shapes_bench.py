@@ -246,11 +246,11 @@ def test_eval_shapes_mistakes_are_one_line(tmp_path, capsys):
     assert "1.000" in capsys.readouterr().out
 
 
-def test_drawn_as_script_reads_what_a_folder_draws(tmp_path):
+def test_drawn_as_script_reads_what_a_folder_draws(tmp_path, monkeypatch):
     """benchmarks/drawn_as.py: ground truth is drawn as its caption asks; a caption that asks for the
     wrong color shows the color drawn instead, and a folder without metadata is one line."""
     root = Path(__file__).resolve().parents[1]
-    sys.path.insert(0, str(root / "benchmarks"))
+    monkeypatch.syspath_prepend(str(root / "benchmarks"))
     from drawn_as import drawn_counts
 
     write_video(render_video("a red circle stays still", 16, seed=0), tmp_path / "a.mp4", 8)
