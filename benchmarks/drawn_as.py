@@ -44,9 +44,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("folders", nargs="+", help="folders of videos with a metadata.jsonl")
     args = parser.parse_args()
-    for folder in map(Path, args.folders):
-        if not (folder / "metadata.jsonl").is_file():
-            parser.error(f"{folder} has no metadata.jsonl: give folders of videos as shapes_ablation.py writes them")
+    for folder in args.folders:
+        try:
+            read_metadata(folder)  # ShapesBench's own check of the list, before anything is printed
+        except ValueError as err:
+            parser.error(str(err))
     describe_run()
     for folder in map(Path, args.folders):
         print(f"\n{folder}")
