@@ -4,8 +4,8 @@
 
 The VAE's ceiling (`vae_ceiling.py`) says what comes back through encoder and decoder together; this
 asks the encoder alone. The Shapes generator renders every color-shape pair (33 frames, the motions
-in turn) `--videos-per-pair` times with other seeds; each model's VAE encodes them (the posterior's
-mode, as the latent cache does), and for every latent frame after the first the 3×3 latent cells
+in turn) `--videos-per-pair` times with other seeds; each model's VAE encodes them as the latent
+cache does (`encode_latents`), and for every latent frame after the first the 3×3 latent cells
 around the object's true centre (bilinear, at the centre's sub-cell position) are the features. A
 linear classifier and a one-hidden-layer MLP learn the shape from the first three quarters of the
 seeds and are scored on the last quarter (chance: 1/3). High accuracy with a decoder that draws
@@ -25,14 +25,15 @@ from common import describe_run  # noqa: E402
 
 from t2v import T2VPipeline, default_model_path  # noqa: E402
 from t2v.data.shapes import COLORS, MOTIONS, SHAPES, render_video_with_truth  # noqa: E402
+from t2v.training.common import encode_latents  # noqa: E402
 
 NUM_FRAMES = 33
 
 
 @torch.no_grad()
-def latent_features(vae, videos_per_pair: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+def latent_features(pipe: T2VPipeline, videos_per_pair: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
     """(features, shape labels, seed of each row): 3×3 latent cells around the object, per latent frame."""
-    scale = vae.config.scale_factor_spatial
+    vae, scale, stride = pipe.vae, pipe.vae_scale_factor_spatial, pipe.vae_scale_factor_temporal
     features, labels, seeds = [], [], []
     for seed in range(videos_per_pair):
         for color in COLORS:
@@ -40,11 +41,11 @@ def latent_features(vae, videos_per_pair: int) -> tuple[torch.Tensor, torch.Tens
                 caption = f"a {color} {shape} {MOTIONS[seed % len(MOTIONS)]}"
                 video, truth = render_video_with_truth(caption, NUM_FRAMES, seed * 100 + label)
                 pixels = torch.from_numpy(video.astype(np.float32) / 255).permute(3, 0, 1, 2)[None] * 2 - 1
-                latents = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist.mode()[0].float().cpu()
+                latents = encode_latents(vae, pixels.to(vae.device))[0].float().cpu()
                 _, frames, height, width = latents.shape
                 offsets = torch.tensor([-1.0, 0.0, 1.0])
-                for t in range(1, frames):  # latent frame t holds pixel frames 4t-3 .. 4t
-                    x, y = truth[4 * t]["x"] / scale - 0.5, truth[4 * t]["y"] / scale - 0.5  # in cells
+                for t in range(1, frames):  # latent frame t ends at pixel frame stride·t
+                    x, y = truth[stride * t]["x"] / scale - 0.5, truth[stride * t]["y"] / scale - 0.5  # in cells
                     gy, gx = torch.meshgrid(y + offsets, x + offsets, indexing="ij")
                     grid = torch.stack([gx / (width - 1) * 2 - 1, gy / (height - 1) * 2 - 1], dim=-1)[None]
                     cells = F.grid_sample(latents[:, t][None], grid, align_corners=True)
@@ -85,8 +86,7 @@ def main():
     print("\n| model | probe | accuracy | circle | square | triangle |")
     print("| --- | --- | --- | --- | --- | --- |")
     for model in args.models or [default_model_path()]:
-        vae = T2VPipeline.from_pretrained(model).vae.eval()
-        features, labels, seeds = latent_features(vae, args.videos_per_pair)
+        features, labels, seeds = latent_features(T2VPipeline.from_pretrained(model), args.videos_per_pair)
         train = torch.from_numpy(seeds < args.videos_per_pair * 3 // 4)
         for name, hidden in (("linear", 0), ("MLP, 128 hidden", 128)):
             cells = " | ".join(f"{a:.3f}" for a in probe(features, labels, train, hidden))
