@@ -1,0 +1,187 @@
+"""A t2v model on a Wan2.1 text-to-video base: its text encoder, VAE and DiT, with a new token branch.
+
+TokensGen (Ouyang et al., 2025) builds its To2V stage on a pretrained text-to-video model and trains
+only what reads the condensed tokens. Here the base is Wan2.1 in diffusers format (a folder that
+`diffusers.WanPipeline` loads, or a hub id the user names):
+
+- the text encoder (UMT5), its tokenizer and the VAE (AutoencoderKLWan) are taken as they are;
+- the denoiser is the base's `WanTransformer3DModel` with Wan's decoupled image branch added
+  (`image_dim` = the video tokenizer's token channels, `added_kv_proj_dim` = the model width), as
+  IP-Adapter adds a branch to a text-to-image model. Its value projections start at zero, so before
+  training the denoiser renders exactly what the base renders, whatever the tokens;
+- the video tokenizer (a Perceiver resampler on the VAE's latents) and the token codec are new;
+- the planner has the base's shape (TokensGen: "the same DiT") with patch (1, 1, 1) over the token
+  grid, and starts from the base's weights for everything but its input and output layers;
+- the sampler is flow matching with the base's `flow_shift`.
+
+What then trains it, on the user's videos: `training/train_to2v.py --train_mode tokens_only` (or
+`lora`), `training/fit_codec.py`, `training/train_planner.py` (README, "Training on a Wan2.1 base").
+
+    python -m t2v.models.wan_base WAN_FOLDER_OR_HUB_ID OUT_DIR
+"""
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
+from transformers import AutoTokenizer, UMT5EncoderModel
+
+from ..tokenizers import TokenCodec, VideoTokenizer
+from .denoiser import TEXT_CONTEXT_LENGTH
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+IMAGE_VALUE = "attn2.add_v_proj"  # the image branch's value projection in every block
+
+
+def _is_hub_id(path: str) -> bool:
+    return not (os.path.isabs(path) or path.startswith(".") or os.path.exists(path)) and path.count("/") == 1
+
+
+def _check_source(wan: str) -> None:
+    """One clear sentence when `wan` is neither a Wan pipeline folder nor a hub id."""
+    if _is_hub_id(wan):
+        return
+    index_file = Path(wan) / "model_index.json"
+    if not index_file.is_file():
+        raise ValueError(f"{wan} is not a diffusers Wan folder: it has no model_index.json.")
+    try:
+        index = json.loads(index_file.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{index_file} is not valid JSON ({err}).") from None
+    missing = [name for name in ("tokenizer", "text_encoder", "transformer", "vae") if not (Path(wan) / name).is_dir()]
+    if index.get("_class_name") != "WanPipeline" or missing:
+        raise ValueError(
+            f"{wan} is not a diffusers Wan text-to-video folder (a WanPipeline with tokenizer, text_encoder, transformer "
+            f"and vae): it holds a {index.get('_class_name')!r}" + (f" without {', '.join(missing)}." if missing else ".")
+        )
+
+
+def _flow_shift(wan: str) -> float:
+    """The base's sampling shift (Wan2.1: 3.0 at 480p, 5.0 at 720p), from its scheduler's config."""
+    try:
+        return float(FlowMatchEulerDiscreteScheduler.load_config(wan, subfolder="scheduler").get("flow_shift", 3.0))
+    except OSError:  # no scheduler folder: Wan's 480p value
+        return 3.0
+
+
+def _reshaped(base: WanTransformer3DModel, **changes) -> WanTransformer3DModel:
+    """A Wan DiT of the base's config with `changes`, holding the base's weights wherever their shapes still fit."""
+    model = WanTransformer3DModel.from_config({**base.config, **changes}).to(base.dtype)
+    own = model.state_dict()
+    fitting = {k: v for k, v in base.state_dict().items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(fitting, strict=False)
+    return model
+
+
+def pipeline_from_wan(
+    wan: str | os.PathLike,
+    *,
+    fps: int = 16,
+    clip_frames: int = 81,
+    height: int = 480,
+    width: int = 832,
+    token_grid: tuple[int, int, int] = (4, 8, 12),
+    token_dim: int = 512,
+    codec_dim: int = 16,
+    torch_dtype: torch.dtype = torch.float32,
+):
+    """A `T2VPipeline` on a Wan2.1 base, ready for the token stages' training (see the module docstring).
+
+    Args:
+        wan: a folder in diffusers' Wan format, or a hub id (downloaded only because it is named).
+        fps, clip_frames, height, width: the video the model is trained and sampled at (Wan2.1: 16 fps,
+            81 frames, 480×832 or 720×1280).
+        token_grid: the coarse (t, h, w) grid of condensed tokens per clip (TokensGen: 4×8×12).
+        token_dim: channels of a condensed token (the denoiser's new `image_dim`).
+        codec_dim: channels the planner works in after the token codec (TokensGen: 16).
+        torch_dtype: the dtype every component is loaded and made in.
+    """
+    from ..pipelines import T2VPipeline
+
+    wan = os.fspath(wan)
+    _check_source(wan)
+    load = dict(torch_dtype=torch_dtype)
+    tokenizer = AutoTokenizer.from_pretrained(wan, subfolder="tokenizer")
+    text_encoder = UMT5EncoderModel.from_pretrained(wan, subfolder="text_encoder", **load)
+    vae = AutoencoderKLWan.from_pretrained(wan, subfolder="vae", **load)
+    base = WanTransformer3DModel.load_config(wan, subfolder="transformer")
+    if base.get("image_dim") is not None or base["in_channels"] != vae.config.z_dim:
+        raise ValueError(
+            f"{wan} holds an image-to-video Wan (its DiT reads {base['in_channels']} channels and has an image "
+            f"branch); t2v builds on a text-to-video Wan, whose DiT reads the VAE's {vae.config.z_dim} latent channels."
+        )
+    stock = WanTransformer3DModel.from_pretrained(wan, subfolder="transformer", **load)
+    width_dim = base["num_attention_heads"] * base["attention_head_dim"]
+    transformer = _reshaped(stock, image_dim=token_dim, added_kv_proj_dim=width_dim)
+    with torch.no_grad():
+        for name, param in transformer.named_parameters():
+            if IMAGE_VALUE in name:
+                param.zero_()  # the image branch adds nothing until it is trained: the base's picture
+    planner = _reshaped(stock, patch_size=(1, 1, 1), in_channels=codec_dim, out_channels=codec_dim)
+    del stock
+    video_tokenizer = VideoTokenizer(in_channels=vae.config.z_dim, grid=tuple(token_grid), token_dim=token_dim).to(torch_dtype)
+    token_codec = TokenCodec(token_dim=token_dim, codec_dim=codec_dim).to(torch_dtype)
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=_flow_shift(wan))
+    trained_on = (
+        f"Wan2.1 base {wan}: its text encoder, VAE and DiT; the DiT's token branch, the video tokenizer, the codec and "
+        "the planner are new and untrained (train_to2v.py --train_mode tokens_only, fit_codec.py, train_planner.py)"
+    )
+    return T2VPipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        video_tokenizer=video_tokenizer,
+        token_codec=token_codec,
+        planner=planner,
+        transformer=transformer,
+        vae=vae,
+        scheduler=scheduler,
+        fps=fps,
+        clip_frames=clip_frames,
+        height=height,
+        width=width,
+        trained_on=trained_on,
+        text_context_length=TEXT_CONTEXT_LENGTH,
+    )
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(
+        description="Make a t2v model folder on a Wan2.1 text-to-video base (diffusers format): the base's text encoder, "
+        "VAE and DiT with a new token branch, video tokenizer, codec and planner, ready for the token stages' training."
+    )
+    parser.add_argument("wan", help="a folder in diffusers' Wan format, or a hub id (downloaded because you named it)")
+    parser.add_argument("output_dir")
+    parser.add_argument("--fps", type=int, default=16)
+    parser.add_argument("--clip_frames", type=int, default=81, help="frames of one clip: 1 + a multiple of 4 (Wan2.1: 81)")
+    parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--width", type=int, default=832)
+    parser.add_argument("--token_grid", type=int, nargs=3, default=[4, 8, 12], metavar=("T", "H", "W"))
+    parser.add_argument("--token_dim", type=int, default=512)
+    parser.add_argument("--codec_dim", type=int, default=16)
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+    args = parser.parse_args(argv)
+    for name in ("fps", "clip_frames", "height", "width", "token_dim", "codec_dim"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name} must be a positive integer, got {getattr(args, name)}.")
+    if min(args.token_grid) <= 0:
+        parser.error(f"--token_grid must be three positive integers, got {args.token_grid}.")
+    if Path(args.output_dir).exists() and any(Path(args.output_dir).iterdir()):
+        parser.error(f"{args.output_dir} exists and is not empty; name a new folder.")
+    try:
+        pipe = pipeline_from_wan(
+            args.wan, fps=args.fps, clip_frames=args.clip_frames, height=args.height, width=args.width,
+            token_grid=tuple(args.token_grid), token_dim=args.token_dim, codec_dim=args.codec_dim, torch_dtype=DTYPES[args.dtype],
+        )
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+    from ..training.common import export_pipeline
+
+    export_pipeline(pipe, Path(args.output_dir), pipe.config.trained_on)  # under a temporary name, then renamed
+    print(f"saved a t2v model on the Wan2.1 base {args.wan} to {args.output_dir}")
+
+
+if __name__ == "__main__":
+    main()
