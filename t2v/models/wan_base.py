@@ -10,12 +10,15 @@ only what reads the condensed tokens. Here the base is Wan2.1 in diffusers forma
   IP-Adapter adds a branch to a text-to-image model. Its value projections start at zero, so before
   training the denoiser renders exactly what the base renders, whatever the tokens;
 - the video tokenizer (a Perceiver resampler on the VAE's latents) and the token codec are new;
-- the planner has the base's shape (TokensGen: "the same DiT") with patch (1, 1, 1) over the token
-  grid, and starts from the base's weights for everything but its input and output layers;
+- the planner has the base's shape, as TokensGen's planner has its base's, with patch (1, 1, 1)
+  over the token grid; here it also starts from the base's weights (their text cross-attention is
+  trained already) for everything but its input and output layers;
 - the sampler is flow matching with the base's `flow_shift`.
 
-What then trains it, on the user's videos: `training/train_to2v.py --train_mode tokens_only` (or
-`lora`), `training/fit_codec.py`, `training/train_planner.py` (README, "Training on a Wan2.1 base").
+Converting holds the base's DiT in memory three times (the base, and the denoiser and the planner
+made from it): about 16 GB for Wan2.1-T2V-1.3B in float32. What then trains the new parts, on the
+user's videos: `training/train_to2v.py --train_mode tokens_only` (or `lora`),
+`training/fit_codec.py`, `training/train_planner.py` (README, "Training on a Wan2.1 base").
 
     python -m t2v.models.wan_base WAN_FOLDER_OR_HUB_ID OUT_DIR
 """
