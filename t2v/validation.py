@@ -2,6 +2,7 @@
 
 import math
 import numbers
+import os
 
 
 def positive_number(name: str, value, integer: bool = False):
@@ -35,3 +36,8 @@ def finite_number(name: str, value, minimum: float = 0.0) -> float:
 def is_prompt_list(value) -> bool:
     """True for a non-empty list (or tuple) of prompts that are not blank: what a storyboard must be."""
     return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(p, str) and p.strip() for p in value)
+
+
+def is_hub_id(path: str) -> bool:
+    """Whether `path` names a hub repository ("owner/name") rather than a local folder."""
+    return not (os.path.isabs(path) or path.startswith(".") or os.path.exists(path)) and path.count("/") == 1

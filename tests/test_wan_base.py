@@ -1,6 +1,7 @@
 """A t2v model on a Wan2.1 base: a tiny text-to-video Wan folder in diffusers format stands in for the real one."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -139,6 +140,13 @@ def test_bad_sources_fail_in_one_sentence(tmp_path, wan_dir):
     T2VPipeline.from_pretrained(__import__("t2v").default_model_path()).save_pretrained(t2v_folder)
     with pytest.raises(ValueError, match="not a diffusers Wan text-to-video folder"):
         pipeline_from_wan(t2v_folder)
+
+    broken = tmp_path / "broken"
+    shutil.copytree(wan_dir, broken)
+    (broken / "transformer" / "diffusion_pytorch_model.safetensors").unlink()
+    with pytest.raises(SystemExit, match="^error: ") as raised:
+        main([str(broken), str(tmp_path / "out_broken"), *ARGS])
+    assert "\n" not in str(raised.value) and not (tmp_path / "out_broken").exists()
 
     out = tmp_path / "out"
     result = subprocess.run([sys.executable, "-m", "t2v.models.wan_base", str(tmp_path / "nowhere"), str(out)],

@@ -33,19 +33,16 @@ from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTran
 from transformers import AutoTokenizer, UMT5EncoderModel
 
 from ..tokenizers import TokenCodec, VideoTokenizer
+from ..validation import is_hub_id
 from .denoiser import TEXT_CONTEXT_LENGTH
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 IMAGE_VALUE = "attn2.add_v_proj"  # the image branch's value projection in every block
 
 
-def _is_hub_id(path: str) -> bool:
-    return not (os.path.isabs(path) or path.startswith(".") or os.path.exists(path)) and path.count("/") == 1
-
-
 def _check_source(wan: str) -> None:
     """One clear sentence when `wan` is neither a Wan pipeline folder nor a hub id."""
-    if _is_hub_id(wan):
+    if is_hub_id(wan):
         return
     index_file = Path(wan) / "model_index.json"
     if not index_file.is_file():
@@ -106,7 +103,7 @@ def pipeline_from_wan(
 
     wan = os.fspath(wan)
     _check_source(wan)
-    load = dict(torch_dtype=torch_dtype)
+    load = dict(torch_dtype=torch_dtype, use_safetensors=True)  # safetensors only: never unpickle a checkpoint
     tokenizer = AutoTokenizer.from_pretrained(wan, subfolder="tokenizer")
     text_encoder = UMT5EncoderModel.from_pretrained(wan, subfolder="text_encoder", **load)
     vae = AutoencoderKLWan.from_pretrained(wan, subfolder="vae", **load)
@@ -178,8 +175,8 @@ def main(argv=None) -> None:
             args.wan, fps=args.fps, clip_frames=args.clip_frames, height=args.height, width=args.width,
             token_grid=tuple(args.token_grid), token_dim=args.token_dim, codec_dim=args.codec_dim, torch_dtype=DTYPES[args.dtype],
         )
-    except ValueError as err:
-        raise SystemExit(f"error: {err}") from None
+    except (ValueError, OSError) as err:  # OSError: diffusers and transformers on a folder without its weights
+        raise SystemExit(f"error: {' '.join(str(err).split())}") from None
     from ..training.common import export_pipeline
 
     export_pipeline(pipe, Path(args.output_dir), pipe.config.trained_on)  # under a temporary name, then renamed

@@ -35,7 +35,7 @@ from ..models.planner import check_planner, grid_to_tokens
 from ..models.vae import StreamingDecoder
 from ..schedulers import PerFrameFlowMatch
 from ..tokenizers import TokenCodec, VideoTokenizer
-from ..validation import finite_number, is_prompt_list, positive_number
+from ..validation import finite_number, is_hub_id, is_prompt_list, positive_number
 from .pipeline_output import T2VPipelineOutput, T2VStream
 
 logger = logging.get_logger(__name__)
@@ -147,8 +147,7 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         the caller named it).
         """
         path = os.fspath(pretrained_model_name_or_path)
-        hub_id = not (os.path.isabs(path) or path.startswith(".") or os.path.exists(path)) and path.count("/") == 1
-        if hub_id:
+        if is_hub_id(path):
             try:
                 return super().from_pretrained(path, **kwargs)
             except Exception as err:
