@@ -8,7 +8,7 @@ only what reads the condensed tokens. Here the base is Wan2.1 in diffusers forma
 - the denoiser is the base's `WanTransformer3DModel` with Wan's decoupled image branch added
   (`image_dim` = the video tokenizer's token channels, `added_kv_proj_dim` = the model width), as
   IP-Adapter adds a branch to a text-to-image model. Its value projections start at zero, so before
-  training the denoiser renders exactly what the base renders, whatever the tokens;
+  training the denoiser predicts exactly what the base predicts, whatever the tokens;
 - the video tokenizer (a Perceiver resampler on the VAE's latents) and the token codec are new;
 - the planner has the base's shape, as TokensGen's planner has its base's, with patch (1, 1, 1)
   over the token grid; here it also starts from the base's weights (their text cross-attention is
