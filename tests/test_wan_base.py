@@ -11,7 +11,7 @@ import torch
 from diffusers import UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
 from safetensors.torch import load_file
 
-from t2v import T2VPipeline
+from t2v import T2VPipeline, default_model_path
 from t2v.data.shapes import vocabulary
 from t2v.data.shapes_folder import write_shapes_folder
 from t2v.models import build_text_encoder, build_word_tokenizer
@@ -137,7 +137,7 @@ def test_bad_sources_fail_in_one_sentence(tmp_path, wan_dir):
     with pytest.raises(ValueError, match="image-to-video"):
         pipeline_from_wan(i2v, **SIZE)
     t2v_folder = tmp_path / "t2v_model"
-    T2VPipeline.from_pretrained(__import__("t2v").default_model_path()).save_pretrained(t2v_folder)
+    T2VPipeline.from_pretrained(default_model_path()).save_pretrained(t2v_folder)
     with pytest.raises(ValueError, match="not a diffusers Wan text-to-video folder"):
         pipeline_from_wan(t2v_folder)
 
