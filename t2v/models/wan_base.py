@@ -168,8 +168,9 @@ def main(argv=None) -> None:
             parser.error(f"--{name} must be a positive integer, got {getattr(args, name)}.")
     if min(args.token_grid) <= 0:
         parser.error(f"--token_grid must be three positive integers, got {args.token_grid}.")
-    if Path(args.output_dir).exists() and any(Path(args.output_dir).iterdir()):
-        parser.error(f"{args.output_dir} exists and is not empty; name a new folder.")
+    out = Path(args.output_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        parser.error(f"{args.output_dir} exists and is not an empty folder; name a new one.")
     try:
         pipe = pipeline_from_wan(
             args.wan, fps=args.fps, clip_frames=args.clip_frames, height=args.height, width=args.width,
