@@ -1,5 +1,6 @@
 """Input checks shared by the Python API and the command line: one clear sentence per mistake."""
 
+import json
 import math
 import numbers
 import os
@@ -41,3 +42,27 @@ def is_prompt_list(value) -> bool:
 def is_hub_id(path: str) -> bool:
     """Whether `path` names a hub repository ("owner/name") rather than a local folder."""
     return not (os.path.isabs(path) or path.startswith(".") or os.path.exists(path)) and path.count("/") == 1
+
+
+def read_model_index(path: str, class_name: str, kind: str) -> dict:
+    """The model_index.json of a local diffusers pipeline folder, checked: one clear sentence when `path` is not
+    a folder of `class_name` (described to the user as `kind`) with every component folder its index names."""
+    if not os.path.isdir(path):
+        raise ValueError(f"No model folder at {path}.")
+    index_file = os.path.join(path, "model_index.json")
+    if not os.path.isfile(index_file):
+        raise ValueError(f"{path} is not a {kind} folder: it has no model_index.json.")
+    try:
+        with open(index_file) as f:
+            index = json.load(f)
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{index_file} is not valid JSON ({err}).") from None
+    if not isinstance(index, dict) or index.get("_class_name") != class_name:
+        found = index.get("_class_name") if isinstance(index, dict) else None
+        raise ValueError(f"{path} is not a {kind} folder: it holds a {found!r}, not a {class_name}.")
+    # a component saved as [null, null] is an optional one the pipeline was saved without
+    missing = [name for name, spec in index.items()
+               if isinstance(spec, list) and spec[:1] != [None] and not os.path.isdir(os.path.join(path, name))]
+    if missing:
+        raise ValueError(f"{path} is incomplete: the folder(s) {', '.join(missing)} are missing.")
+    return index

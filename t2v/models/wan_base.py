@@ -24,7 +24,6 @@ user's videos: `training/train_to2v.py --train_mode tokens_only` (or `lora`),
 """
 
 import argparse
-import json
 import os
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTran
 from transformers import AutoTokenizer, UMT5EncoderModel
 
 from ..tokenizers import TokenCodec, VideoTokenizer
-from ..validation import is_hub_id
+from ..validation import is_hub_id, read_model_index
 from .denoiser import TEXT_CONTEXT_LENGTH
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -41,22 +40,9 @@ IMAGE_VALUE = "attn2.add_v_proj"  # the image branch's value projection in every
 
 
 def _check_source(wan: str) -> None:
-    """One clear sentence when `wan` is neither a Wan pipeline folder nor a hub id."""
-    if is_hub_id(wan):
-        return
-    index_file = Path(wan) / "model_index.json"
-    if not index_file.is_file():
-        raise ValueError(f"{wan} is not a diffusers Wan folder: it has no model_index.json.")
-    try:
-        index = json.loads(index_file.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{index_file} is not valid JSON ({err}).") from None
-    missing = [name for name in ("tokenizer", "text_encoder", "transformer", "vae") if not (Path(wan) / name).is_dir()]
-    if index.get("_class_name") != "WanPipeline" or missing:
-        raise ValueError(
-            f"{wan} is not a diffusers Wan text-to-video folder (a WanPipeline with tokenizer, text_encoder, transformer "
-            f"and vae): it holds a {index.get('_class_name')!r}" + (f" without {', '.join(missing)}." if missing else ".")
-        )
+    """One clear sentence when `wan` is neither a complete WanPipeline folder nor a hub id."""
+    if not is_hub_id(wan):
+        read_model_index(wan, "WanPipeline", "diffusers Wan text-to-video")
 
 
 def _flow_shift(wan: str) -> float:
@@ -148,26 +134,24 @@ def pipeline_from_wan(
 
 
 def main(argv=None) -> None:
+    from ..cli import _checked  # the command line's positive-number check, as an argparse type
+
     parser = argparse.ArgumentParser(
         description="Make a t2v model folder on a Wan2.1 text-to-video base (diffusers format): the base's text encoder, "
         "VAE and DiT with a new token branch, video tokenizer, codec and planner, ready for the token stages' training."
     )
     parser.add_argument("wan", help="a folder in diffusers' Wan format, or a hub id (downloaded because you named it)")
     parser.add_argument("output_dir")
-    parser.add_argument("--fps", type=int, default=16)
-    parser.add_argument("--clip_frames", type=int, default=81, help="frames of one clip: 1 + a multiple of 4 (Wan2.1: 81)")
-    parser.add_argument("--height", type=int, default=480)
-    parser.add_argument("--width", type=int, default=832)
-    parser.add_argument("--token_grid", type=int, nargs=3, default=[4, 8, 12], metavar=("T", "H", "W"))
-    parser.add_argument("--token_dim", type=int, default=512)
-    parser.add_argument("--codec_dim", type=int, default=16)
+    parser.add_argument("--fps", type=_checked("--fps", integer=True), default=16)
+    parser.add_argument("--clip_frames", type=_checked("--clip_frames", integer=True), default=81,
+                        help="frames of one clip: 1 + a multiple of 4 (Wan2.1: 81)")
+    parser.add_argument("--height", type=_checked("--height", integer=True), default=480)
+    parser.add_argument("--width", type=_checked("--width", integer=True), default=832)
+    parser.add_argument("--token_grid", type=_checked("--token_grid", integer=True), nargs=3, default=[4, 8, 12], metavar=("T", "H", "W"))
+    parser.add_argument("--token_dim", type=_checked("--token_dim", integer=True), default=512)
+    parser.add_argument("--codec_dim", type=_checked("--codec_dim", integer=True), default=16)
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     args = parser.parse_args(argv)
-    for name in ("fps", "clip_frames", "height", "width", "token_dim", "codec_dim"):
-        if getattr(args, name) <= 0:
-            parser.error(f"--{name} must be a positive integer, got {getattr(args, name)}.")
-    if min(args.token_grid) <= 0:
-        parser.error(f"--token_grid must be three positive integers, got {args.token_grid}.")
     out = Path(args.output_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         parser.error(f"{args.output_dir} exists and is not an empty folder; name a new one.")

@@ -12,7 +12,6 @@ frames in constant memory, and `__call__` gathers the same frames into one array
 are planned from its own prompt and its windows read that prompt.
 """
 
-import json
 import math
 import os
 from pathlib import Path
@@ -35,7 +34,7 @@ from ..models.planner import check_planner, grid_to_tokens
 from ..models.vae import StreamingDecoder
 from ..schedulers import PerFrameFlowMatch
 from ..tokenizers import TokenCodec, VideoTokenizer
-from ..validation import finite_number, is_hub_id, is_prompt_list, positive_number
+from ..validation import finite_number, is_hub_id, is_prompt_list, positive_number, read_model_index
 from .pipeline_output import T2VPipelineOutput, T2VStream
 
 logger = logging.get_logger(__name__)
@@ -152,21 +151,7 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
                 return super().from_pretrained(path, **kwargs)
             except Exception as err:
                 raise ValueError(f"No model folder at {path}, and it could not be loaded as a hub id: {_first_sentence(err)}") from err
-        if not os.path.isdir(path):
-            raise ValueError(f"No model folder at {path}.")
-        index_file = os.path.join(path, "model_index.json")
-        if not os.path.isfile(index_file):
-            raise ValueError(f"{path} is not a t2v model folder: it has no model_index.json.")
-        try:
-            with open(index_file) as f:
-                index = json.load(f)
-        except (OSError, json.JSONDecodeError) as err:
-            raise ValueError(f"{index_file} is not valid JSON ({err}).") from None
-        if index.get("_class_name") != cls.__name__:
-            raise ValueError(f"{path} holds a {index.get('_class_name')!r}, not a {cls.__name__}.")
-        missing = [name for name, spec in index.items() if isinstance(spec, list) and not os.path.isdir(os.path.join(path, name))]
-        if missing:
-            raise ValueError(f"{path} is incomplete: the folder(s) {', '.join(missing)} are missing.")
+        read_model_index(path, cls.__name__, "t2v model")
         try:
             pipe = super().from_pretrained(path, **kwargs)
         except Exception as err:  # diffusers, transformers and safetensors each raise their own kinds
