@@ -24,7 +24,7 @@ from common import describe_run  # noqa: E402
 
 from t2v import T2VPipeline, default_model_path  # noqa: E402
 from t2v.data.shapes import COLORS, HELD_OUT, MOTIONS, SHAPES, format_caption  # noqa: E402
-from t2v.eval.shapes_bench import score_video  # noqa: E402
+from t2v.eval.shapes_bench import score_video, summarize  # noqa: E402
 
 
 def training_pairs(count: int, seed: int = 0) -> list[tuple[str, str]]:
@@ -54,9 +54,8 @@ def main():
             scores["one window"].append(score_video(one, caption))
             scores["FIFO after its first window"].append(score_video(long[window:], caption))
         for name, video_scores in scores.items():
-            minutes = sum(s.seconds for s in video_scores) / 60
-            rows.append((motion, name, np.mean([s.motion_accuracy for s in video_scores]),
-                         sum(s.jumps for s in video_scores) / minutes))
+            summary = summarize(video_scores)  # motion: mean over videos; jumps: pooled over all minutes
+            rows.append((motion, name, summary.motion_accuracy, summary.jumps_per_minute))
     print(f"\n{args.pairs} training pairs per motion; one window = {window} frames; FIFO videos of {args.seconds:g} s\n")
     print("| motion | video | motion accuracy | jumps / min |\n| --- | --- | --- | --- |")
     for motion, name, accuracy, jumps in rows:

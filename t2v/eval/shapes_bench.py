@@ -267,6 +267,11 @@ def _measure_levels(levels: np.ndarray) -> list[FrameMeasurement | None]:
     return out
 
 
+def centroids(measured: list[FrameMeasurement | None]) -> np.ndarray:
+    """The object's centroid track (N, 2) in pixels from `measure_video`'s frames; NaN where none was found."""
+    return np.array([[m.x, m.y] if m is not None else [np.nan, np.nan] for m in measured])
+
+
 def _orbit(xy: np.ndarray) -> bool:
     """Whether a track follows the world's orbit: a circle of 16 px around the frame centre (fitted by least
     squares, so a triangle's centroid offset is allowed), counter-clockwise on screen at about 2π/32 a
@@ -389,7 +394,7 @@ def score_video(frames, caption: str, fps: float = FPS) -> VideoScore:
     color_ok = np.array([m is not None and m.color == e["color"] for m, e in zip(measured, expected)])
     shape_ok = np.array([m is not None and m.shape == e["shape"] for m, e in zip(measured, expected)])
 
-    xy = np.array([[m.x, m.y] if m is not None else [np.nan, np.nan] for m in measured])
+    xy = centroids(measured)
     window = max(1, round(WINDOW_SECONDS * fps))
     windows = []
     for start, end in _windows(sorted(set(starts)), n, window):
