@@ -1,6 +1,6 @@
 """Seconds per To2V training step against the denoiser's width, depth and batch, on the packaged model's windows.
 
-    python benchmarks/denoiser_width.py [--steps 20] [--batch 16 32]
+    python benchmarks/denoiser_width.py [--steps 20] [--batch 16 32] [--latent 8 16] [--configs 0 3]
 
 The Shapes recipe's To2V stage is the longest (about 50 of its 81 minutes on a 2-core CPU), and the
 packaged denoiser is tiny (4 blocks of width 64): at FIFO windows of 80 tokens its matrices are so
@@ -8,7 +8,7 @@ small that a step may cost more in per-operator overhead than in arithmetic, and
 then cost little more per step. This times forward + backward + AdamW of `WanTransformer3DModel`
 configured as `t2v.models.default` makes it (patch (1, 2, 2), an image branch for the tokens, text of
 32 tokens) on random windows of the packaged model's shape (8 channels, 5 latent frames of 8×8),
-one timestep per latent frame, with 2 tokens' worth of per-frame token context (K = 8 per frame),
+one timestep per latent frame (`--latent 16`: the 16×16 latent frames of the 4× VAE, same 2×2 patches), with 2 tokens' worth of per-frame token context (K = 8 per frame),
 for each configuration in one process, interleaved over `--rounds` so that a noisy neighbour slows
 every row alike. Prints the ratio of each row's seconds per step to the first row's, and the
 parameters.
@@ -45,10 +45,10 @@ def build(heads, head_dim, ffn, layers):
     return model
 
 
-def step_fn(model, batch, **adamw):
-    """One training step of `model` on fixed random windows (`adamw`: options of torch.optim.AdamW)."""
+def step_fn(model, batch, size=8, **adamw):
+    """One training step of `model` on fixed random windows of size×size latent frames (`adamw`: options of torch.optim.AdamW)."""
     frames = 5
-    latents = torch.randn(batch, LATENT_CHANNELS, frames, 8, 8)
+    latents = torch.randn(batch, LATENT_CHANNELS, frames, size, size)
     timesteps = expand_frame_timesteps(torch.rand(batch, frames) * 1000, latents.shape, (1, 2, 2))
     text = torch.randn(batch, TEXT_CONTEXT, TEXT_DIM)
     tokens = torch.randn(batch, frames * TOKENS_PER_FRAME, TOKEN_DIM)
@@ -69,19 +69,22 @@ def main():
     parser.add_argument("--steps", type=int, default=20, help="steps timed per configuration and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, nargs="+", default=[16, 32])
+    parser.add_argument("--latent", type=int, nargs="+", default=[8], help="latent frame sizes: 8 (8x VAE), 16 (4x VAE)")
+    parser.add_argument("--configs", type=int, nargs="+", default=list(range(len(CONFIGS))), help="rows of CONFIGS to time")
     args = parser.parse_args()
     describe_run()
     torch.manual_seed(0)
-    rows = [(name, batch) for name in CONFIGS for batch in args.batch]
-    models = {name: build(*cfg) for name, cfg in CONFIGS.items()}
-    best = timed_interleaved({(name, batch): step_fn(models[name], batch) for name, batch in rows}, args.rounds, args.steps)
+    names = [list(CONFIGS)[i] for i in args.configs]
+    rows = [(name, size, batch) for size in args.latent for name in names for batch in args.batch]
+    models = {name: build(*CONFIGS[name]) for name in names}
+    best = timed_interleaved({row: step_fn(models[row[0]], row[2], row[1]) for row in rows}, args.rounds, args.steps)
     first = best[rows[0]]
-    print("\n| denoiser | parameters | batch | s / step, relative | windows / s, relative |")
-    print("| --- | --- | --- | --- | --- |")
-    for name, batch in rows:
+    print("\n| denoiser | parameters | latent frame | batch | s / step, relative | windows / s, relative |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, size, batch in rows:
         params = sum(p.numel() for p in models[name].parameters()) / 1e6
-        rel = best[(name, batch)] / first
-        print(f"| {name} | {params:.2f} M | {batch} | {rel:.2f} | {batch / rows[0][1] / rel:.2f} |")
+        rel = best[(name, size, batch)] / first
+        print(f"| {name} | {params:.2f} M | {size}×{size} | {batch} | {rel:.2f} | {batch / rows[0][2] / rel:.2f} |")
 
 
 if __name__ == "__main__":

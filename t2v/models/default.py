@@ -57,8 +57,14 @@ def build_vae(spatial_compression: int = 8) -> AutoencoderKLWan:
     )
 
 
-def build_default_pipeline(seed: int = 0, trained_on: str = RANDOM_WEIGHTS):
-    """Every component of the default model, freshly initialised from `seed`."""
+def build_default_pipeline(seed: int = 0, trained_on: str = RANDOM_WEIGHTS, width: int = 64, layers: int = 4):
+    """Every component of the default model, freshly initialised from `seed`.
+
+    `width` and `layers` size the To2V denoiser (heads of 16 channels, a feed-forward of 4× the
+    width); the packaged model's is 64 wide and 4 blocks deep (0.35 M parameters).
+    """
+    if width < 16 or width % 16 or layers < 1:
+        raise ValueError(f"width must be a positive multiple of 16 and layers at least 1, got {width} and {layers}.")
     from ..pipelines import T2VPipeline
 
     torch.manual_seed(seed)
@@ -76,8 +82,8 @@ def build_default_pipeline(seed: int = 0, trained_on: str = RANDOM_WEIGHTS):
         in_channels=LATENT_CHANNELS,
         out_channels=LATENT_CHANNELS,
         image_dim=TOKEN_DIM,
-        added_kv_proj_dim=64,
-        **common,
+        added_kv_proj_dim=width,
+        **{**common, "num_attention_heads": width // 16, "ffn_dim": 4 * width, "num_layers": layers},
     )
     scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)
     return T2VPipeline(
@@ -102,8 +108,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Save the default t2v model, freshly initialised (random weights), to a folder.")
     parser.add_argument("output_dir")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--width", type=int, default=64, help="the To2V denoiser's width (a multiple of 16)")
+    parser.add_argument("--layers", type=int, default=4, help="the To2V denoiser's number of blocks")
     args = parser.parse_args()
-    build_default_pipeline(args.seed).save_pretrained(args.output_dir)
+    build_default_pipeline(args.seed, width=args.width, layers=args.layers).save_pretrained(args.output_dir)
     print(f"saved the default model to {args.output_dir}")
 
 

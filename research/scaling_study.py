@@ -1,0 +1,186 @@
+"""A scaling study of the Shapes model's denoiser: quality against CPU-minutes, parameters and the VAE.
+
+    python research/scaling_study.py prepare --out runs/study                 # data + latent caches
+    python research/scaling_study.py train --out runs/study --name 8x-w64 --vae 8 --width 64 --minutes 15 30 45
+    python research/scaling_study.py score --out runs/study --name 8x-w64
+
+Every run trains the To2V stage of the Shapes recipe (`training/recipes/shapes/to2v.yaml`: text
+encoder, video tokenizer and denoiser from scratch, constant rate after warm-up) on the cached
+latents of one VAE, for the same minutes of compute on an otherwise idle machine. The minutes are
+counted from the run's own metrics.jsonl (the sum of the gaps between steps, so that a run paused
+with SIGSTOP is not charged for the pause); a checkpoint is kept every 100 steps and, at each mark,
+the last one within the minutes is exported. The run is stopped at the last mark.
+
+`score` fits the token codec to each exported denoiser and renders the 20 validation prompts
+(held-out color-shape pairs, `--prompt-seed 1`, 30 s, FIFO) from the true videos' tokens through the
+codec: what the denoiser draws given what a perfect planner would hand it, so runs compare on the
+denoiser alone, without a planner trained for each. Results go to OUT/NAME/scores.json.
+
+VAEs: `8` is the packaged model's (8× spatial, trained by the recipe); `4` is the 4× VAE of
+`benchmarks/vae_compression.py` trained by the recipe's two VAE stages (`prepare --vae4`).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "training" / "recipes" / "shapes"
+LAUNCH = ["accelerate", "launch", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+CHECKPOINT_EVERY = 100
+PAUSE = 60.0  # a gap between two steps longer than this is a pause, not compute
+
+
+def run(*cmd):
+    print("+", " ".join(map(str, cmd)), flush=True)
+    subprocess.run([str(c) for c in cmd], check=True)
+
+
+def vae_model(out: Path, vae: str) -> Path:
+    return ROOT / "t2v" / "default_model" if vae == "8" else out / "vae4" / "vae_video" / "model"
+
+
+def prepare(args):
+    out = Path(args.out)
+    data = out / "data" / "train"
+    if not (out / "data" / "done").exists():
+        run("t2v", "data", "shapes", "--out", data, "--num", 240, "--seconds", 8, "--max-seconds", 64, "--seed", 0)
+        (out / "data" / "done").touch()
+    if args.vae4 and not (vae_model(out, "4") / "model_index.json").exists():
+        v4 = out / "vae4"
+        if not (v4 / "init" / "model_index.json").exists():
+            run(sys.executable, ROOT / "benchmarks" / "vae_compression.py", v4 / "init")
+        for stage, config, start in (("vae", "vae.yaml", v4 / "init"), ("vae_video", "vae_video.yaml", v4 / "vae" / "model")):
+            if not (v4 / stage / "model" / "model_index.json").exists():
+                run(*LAUNCH, ROOT / "training" / "train_vae.py", "--config", RECIPE / config, "--model", start, "--data_dir", data,
+                    "--output_dir", v4 / stage, "--resume_from_checkpoint", "latest")
+    for vae in ("8", "4") if args.vae4 else ("8",):
+        cache = out / f"latents{vae}"
+        if not (cache / "done").exists():
+            run(sys.executable, ROOT / "training" / "cache_latents.py", "--data_dir", data, "--model", vae_model(out, vae), "--output_dir", cache)
+            (cache / "done").touch()
+
+
+def compute_seconds(metrics: Path) -> list[tuple[int, float]]:
+    """(step, seconds of compute up to it) for every logged step, pauses left out."""
+    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()] if metrics.exists() else []
+    out, total = [], 0.0
+    for prev, row in zip([None] + rows[:-1], rows):
+        if prev is not None:
+            gap = row["time"] - prev["time"]
+            total += gap if gap < PAUSE else 0.0
+        out.append((row["step"], total))
+    return out
+
+
+def train(args):
+    out = Path(args.out)
+    run_dir = out / args.name
+    init = run_dir / "init"
+    if not (init / "model_index.json").exists():
+        run(sys.executable, "-m", "t2v.models.default", init, "--width", args.width, "--layers", args.layers)
+        shutil.rmtree(init / "vae")
+        shutil.copytree(vae_model(out, args.vae) / "vae", init / "vae")
+        if args.vae == "4":  # the 4× latents are 16×16: the denoiser keeps its 2×2 patches (BENCHMARKS.md)
+            assert json.loads((init / "transformer" / "config.json").read_text())["patch_size"] == [1, 2, 2]
+    to2v = run_dir / "to2v"
+    marks = sorted(args.minutes)
+    if not (run_dir / "trained").exists():
+        cmd = [*LAUNCH, ROOT / "training" / "train_to2v.py", "--config", RECIPE / "to2v.yaml", "--latents_dir", out / f"latents{args.vae}",
+               "--model", init, "--output_dir", to2v, "--max_train_steps", 10**7, "--checkpointing_steps", CHECKPOINT_EVERY,
+               "--checkpoints_total_limit", 10**6, "--resume_from_checkpoint", "latest"]
+        print("+", " ".join(map(str, cmd)), flush=True)
+        proc = subprocess.Popen([str(c) for c in cmd], start_new_session=True)
+        try:
+            while proc.poll() is None:
+                time.sleep(10)
+                done = compute_seconds(to2v / "metrics.jsonl")
+                if done and done[-1][1] >= 60 * marks[-1] + 30 and done[-1][0] % CHECKPOINT_EVERY > 5:
+                    break
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait()
+        (run_dir / "trained").touch()
+    done = compute_seconds(to2v / "metrics.jsonl")
+    kept = {int(p.name.split("-")[1]) for p in (to2v / "checkpoints").glob("checkpoint-*") if p.name.split("-")[1].isdigit()}
+    summary = {"width": args.width, "layers": args.layers, "vae": args.vae, "marks": {}}
+    for minutes in marks:
+        step = max(s for s, t in done if t <= 60 * minutes and s in kept)
+        model = run_dir / f"m{minutes}" / "to2v"
+        if not (model / "model" / "model_index.json").exists():
+            run(*LAUNCH, ROOT / "training" / "train_to2v.py", "--config", RECIPE / "to2v.yaml", "--latents_dir", out / f"latents{args.vae}",
+                "--model", init, "--output_dir", model, "--max_train_steps", step,
+                "--resume_from_checkpoint", to2v / "checkpoints" / f"checkpoint-{step}")
+        losses = [json.loads(line)["loss"] for line in (to2v / "metrics.jsonl").read_text().splitlines() if line.strip()][:step]
+        summary["marks"][str(minutes)] = {"step": step, "loss": sum(losses[-200:]) / len(losses[-200:])}
+    (run_dir / "train.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+
+
+def score(args):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from shapes_ablation import METRICS, generate, held_out_prompts
+    from token_ceiling import through_codec, true_tokens
+
+    from t2v import T2VPipeline
+    from t2v.eval.shapes_bench import evaluate_folder
+
+    out = Path(args.out)
+    run_dir = out / args.name
+    train_json = json.loads((run_dir / "train.json").read_text())
+    prompts = held_out_prompts(args.prompts, 1)
+    scores = {}
+    for minutes in train_json["marks"]:
+        mark = run_dir / f"m{minutes}"
+        if not (mark / "codec" / "model" / "model_index.json").exists():
+            run(sys.executable, ROOT / "training" / "fit_codec.py", "--latents_dir", out / f"latents{train_json['vae']}",
+                "--model", mark / "to2v" / "model", "--output_dir", mark / "codec")
+        pipe = T2VPipeline.from_pretrained(mark / "codec" / "model")
+        pipe.set_progress_bar_config(disable=True)
+        num_frames = pipe.num_frames_for(None, args.seconds, float(pipe.config.fps))
+        folder, lines, plan = mark / "true_codec", [], pipe.plan
+        folder.mkdir(exist_ok=True)
+        for p, prompt in enumerate(prompts):
+            tokens = through_codec(pipe, true_tokens(pipe, prompt, num_frames, 0))
+            pipe.plan = lambda *_, _tokens=tokens, **__: _tokens
+            generate(pipe, prompt, args.seconds, 0, "fifo", folder / f"{p:02d}.mp4")
+            pipe.plan = plan
+            lines.append(json.dumps({"file_name": f"{p:02d}.mp4", "text": prompt, "seed": 0}))
+        (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+        summary = evaluate_folder(folder).summary
+        scores[minutes] = {**train_json["marks"][minutes], **{m: getattr(summary, m) for m in METRICS}}
+        print(minutes, json.dumps(scores[minutes]), flush=True)
+    (run_dir / "scores.json").write_text(json.dumps({**train_json, "scores": scores}, indent=2) + "\n")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("prepare")
+    p.add_argument("--out", required=True)
+    p.add_argument("--vae4", action="store_true", help="also train the 4x VAE and cache its latents")
+    p = sub.add_parser("train")
+    p.add_argument("--out", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--vae", choices=["8", "4"], default="8")
+    p.add_argument("--width", type=int, default=64)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--minutes", type=int, nargs="+", default=[15, 30, 45])
+    p = sub.add_parser("score")
+    p.add_argument("--out", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--prompts", type=int, default=20)
+    p.add_argument("--seconds", type=float, default=30.0)
+    args = parser.parse_args()
+    {"prepare": prepare, "train": train, "score": score}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
