@@ -20,8 +20,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import describe_run  # noqa: E402
 
-from t2v.data.shapes import SIZE, parse_caption  # noqa: E402
-from t2v.eval.shapes_bench import centroids, measure_video, read_metadata, score_video  # noqa: E402
+from t2v.shapes.bench import centroids, measure_video, read_metadata, score_video  # noqa: E402
+from t2v.shapes.world import SIZE, parse_caption  # noqa: E402
 
 
 def print_track(name: str, frames, caption: str) -> None:

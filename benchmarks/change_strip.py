@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from shapes_ablation import write_strip  # noqa: E402
 
-from t2v.eval.shapes_bench import read_metadata  # noqa: E402
+from t2v.shapes.bench import read_metadata  # noqa: E402
 from t2v.video_io import read_video  # noqa: E402
 
 

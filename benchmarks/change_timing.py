@@ -21,8 +21,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import describe_run  # noqa: E402
 
-from t2v.data.shapes import parse_caption, segment_starts, trajectory  # noqa: E402
-from t2v.eval.shapes_bench import FPS, measure_video, read_metadata  # noqa: E402
+from t2v.shapes.bench import FPS, measure_video, read_metadata  # noqa: E402
+from t2v.shapes.world import parse_caption, segment_starts, trajectory  # noqa: E402
 from t2v.video_io import read_video  # noqa: E402
 
 

@@ -6,7 +6,7 @@ The Shapes recipe's To2V stage is the longest (about 50 of its 81 minutes on a 2
 packaged denoiser is tiny (4 blocks of width 64): at FIFO windows of 80 tokens its matrices are so
 small that a step may cost more in per-operator overhead than in arithmetic, and a wider model may
 then cost little more per step. This times forward + backward + AdamW of `WanTransformer3DModel`
-configured as `t2v.models.default` makes it (patch (1, 2, 2), an image branch for the tokens, text of
+configured as `t2v.shapes.model` makes it (patch (1, 2, 2), an image branch for the tokens, text of
 32 tokens) on random windows of the packaged model's shape (8 channels, 5 latent frames of 8×8),
 one timestep per latent frame (`--latent 16`: the 16×16 latent frames of the 4× VAE, same 2×2 patches), with 2 tokens' worth of per-frame token context (K = 8 per frame),
 for each configuration in one process, interleaved over `--rounds` so that a noisy neighbour slows
@@ -24,8 +24,8 @@ from diffusers import WanTransformer3DModel
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import describe_run, timed_interleaved  # noqa: E402
 
-from t2v.models.default import LATENT_CHANNELS, TEXT_CONTEXT, TEXT_DIM, TOKEN_DIM  # noqa: E402
 from t2v.models.denoiser import FrameTokenAttnProcessor, expand_frame_timesteps  # noqa: E402
+from t2v.shapes.model import LATENT_CHANNELS, TEXT_CONTEXT, TEXT_DIM, TOKEN_DIM  # noqa: E402
 
 CONFIGS = {  # name: (heads, head dim, ffn, layers)
     "width 64, 4 blocks (packaged)": (4, 16, 256, 4),

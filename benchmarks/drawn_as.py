@@ -17,8 +17,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import describe_run  # noqa: E402
 
-from t2v.data.shapes import HELD_OUT, parse_caption, trajectory  # noqa: E402
-from t2v.eval.shapes_bench import measure_video, read_metadata  # noqa: E402
+from t2v.shapes.bench import measure_video, read_metadata  # noqa: E402
+from t2v.shapes.world import HELD_OUT, parse_caption, trajectory  # noqa: E402
 from t2v.video_io import read_video  # noqa: E402
 
 

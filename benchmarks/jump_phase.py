@@ -22,7 +22,7 @@ from common import describe_run  # noqa: E402
 from shapes_ablation import add_prompt_options, held_out_prompts  # noqa: E402
 
 from t2v import T2VPipeline, default_model_path  # noqa: E402
-from t2v.eval.shapes_bench import score_video  # noqa: E402
+from t2v.shapes.bench import score_video  # noqa: E402
 
 
 def main():

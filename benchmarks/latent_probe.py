@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import describe_run  # noqa: E402
 
 from t2v import T2VPipeline, default_model_path  # noqa: E402
-from t2v.data.shapes import COLORS, MOTIONS, SHAPES, render_video_with_truth  # noqa: E402
+from t2v.shapes.world import COLORS, MOTIONS, SHAPES, render_video_with_truth  # noqa: E402
 from t2v.training.common import encode_latents  # noqa: E402
 
 NUM_FRAMES = 33

@@ -94,7 +94,6 @@ def main() -> None:
     if args.child:
         return child(args)
 
-    import torch
     from common import describe_run
 
     describe_run()

@@ -38,7 +38,7 @@ from common import describe_run  # noqa: E402
 from shapes_ablation import METRICS, add_prompt_options, held_out_prompts, render_folder, table_cells  # noqa: E402
 
 from t2v import T2VPipeline, default_model_path  # noqa: E402
-from t2v.eval.shapes_bench import evaluate_folder  # noqa: E402
+from t2v.shapes.bench import evaluate_folder  # noqa: E402
 
 AXES = {
     "guidance_scale": [1.0, 3.0, 7.0, 10.0],

@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import describe_run  # noqa: E402
 
 from t2v import T2VPipeline, default_model_path  # noqa: E402
-from t2v.data.shapes import COLORS, HELD_OUT, MOTIONS, auto_storyboard, format_caption  # noqa: E402
-from t2v.eval.shapes_bench import GOALS, evaluate_folder  # noqa: E402
+from t2v.shapes.bench import GOALS, evaluate_folder  # noqa: E402
+from t2v.shapes.world import COLORS, HELD_OUT, MOTIONS, auto_storyboard, format_caption  # noqa: E402
 from t2v.video_io import VideoWriter, to_uint8  # noqa: E402
 
 CONFIGS = {  # name: (use the planner's tokens, stitching, sparse attention, storyboard)

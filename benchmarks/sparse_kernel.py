@@ -15,10 +15,9 @@ import argparse
 
 import torch
 import torch.nn.functional as F
+from common import describe_run, timed
 
 from t2v.attention.kernels import masked_dense_attention, sparse_attention
-
-from common import describe_run, timed
 
 
 def main() -> None:

@@ -19,12 +19,11 @@ import argparse
 import time
 
 import torch
+from common import describe_run, timed
 from diffusers import WanTransformer3DModel
 
 from t2v.attention import calibrate_attention, disable_sparse_attention, enable_sparse_attention
 from t2v.attention.processor import self_attention_qkv
-
-from common import describe_run, timed
 
 
 def main() -> None:

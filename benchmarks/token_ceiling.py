@@ -25,7 +25,6 @@ import math
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -33,8 +32,8 @@ from common import describe_run  # noqa: E402
 from shapes_ablation import METRICS, add_prompt_options, generate, held_out_prompts, table_cells  # noqa: E402
 
 from t2v import T2VPipeline, default_model_path  # noqa: E402
-from t2v.data.shapes import render_video  # noqa: E402
-from t2v.eval.shapes_bench import evaluate_folder  # noqa: E402
+from t2v.shapes.bench import evaluate_folder  # noqa: E402
+from t2v.shapes.world import render_video  # noqa: E402
 from t2v.training.common import encode_latents  # noqa: E402
 
 ROWS = {"true tokens": "true", "true tokens through the codec": "true_codec", "planner tokens": "planner"}

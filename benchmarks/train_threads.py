@@ -52,12 +52,12 @@ def main() -> None:
     args = parser.parse_args()
     cores = os.cpu_count() or 1
 
-    from t2v.data.shapes_folder import write_shapes_folder
+    from t2v.shapes.folder import write_shapes_folder
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         data = write_shapes_folder(root / "data", num_videos=args.videos, seconds=8, max_seconds=64, seed=0)
-        quiet("-m", "t2v.models.default", root / "init")
+        quiet("-m", "t2v.shapes.model", root / "init")
         quiet(ROOT / "training" / "cache_latents.py", "--data_dir", data, "--model", root / "init", "--output_dir", root / "latents")
         quiet(ROOT / "training" / "fit_codec.py", "--latents_dir", root / "latents", "--model", root / "init", "--output_dir", root / "codec")
         vae_warmup = 3 * args.videos // 4 // 2  # one and a half passes of 4 videos a step

@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     args = parser.parse_args()
 
-    from t2v.data.shapes_folder import write_shapes_folder
+    from t2v.shapes.folder import write_shapes_folder
     from t2v.training import planner, to2v, vae
 
     with tempfile.TemporaryDirectory() as tmp:

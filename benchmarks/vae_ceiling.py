@@ -23,8 +23,8 @@ from common import describe_run  # noqa: E402
 from shapes_ablation import METRICS, add_prompt_options, held_out_prompts, table_cells  # noqa: E402
 
 from t2v import T2VPipeline, default_model_path  # noqa: E402
-from t2v.data.shapes import render_video  # noqa: E402
-from t2v.eval.shapes_bench import evaluate_folder  # noqa: E402
+from t2v.shapes.bench import evaluate_folder  # noqa: E402
+from t2v.shapes.world import render_video  # noqa: E402
 from t2v.video_io import write_video  # noqa: E402
 
 

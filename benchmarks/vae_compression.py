@@ -18,7 +18,7 @@ import argparse
 import torch
 from diffusers import WanTransformer3DModel
 
-from t2v.models.default import build_default_pipeline, build_vae
+from t2v.shapes.model import build_default_pipeline, build_vae
 
 
 def main() -> None:

@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import describe_run  # noqa: E402
 from vae_ceiling import psnr_and_object_psnr, reconstruct  # noqa: E402
 
-from t2v.data.shapes import render_video, sample_caption  # noqa: E402
-from t2v.models.default import build_default_pipeline  # noqa: E402
+from t2v.shapes.model import build_default_pipeline  # noqa: E402
+from t2v.shapes.world import render_video, sample_caption  # noqa: E402
 from t2v.training.vae import VAETraining  # noqa: E402
 
 WAN21 = dict(base_dim=16, z_dim=8, dim_mult=[1, 2, 4, 4], num_res_blocks=1, temperal_downsample=[False, True, True])

@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import describe_run  # noqa: E402
 
 from t2v import T2VPipeline, default_model_path  # noqa: E402
-from t2v.data.shapes import COLORS, HELD_OUT, MOTIONS, SHAPES, format_caption  # noqa: E402
-from t2v.eval.shapes_bench import score_video, summarize  # noqa: E402
+from t2v.shapes.bench import score_video, summarize  # noqa: E402
+from t2v.shapes.world import COLORS, HELD_OUT, MOTIONS, SHAPES, format_caption  # noqa: E402
 
 
 def training_pairs(count: int, seed: int = 0) -> list[tuple[str, str]]:

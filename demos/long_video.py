@@ -19,7 +19,7 @@ import sys
 import torch
 
 from t2v import T2VPipeline, default_model_path
-from t2v.data.shapes import auto_storyboard
+from t2v.shapes.world import auto_storyboard
 from t2v.video_io import check_output_path, write_frames
 
 

@@ -84,7 +84,7 @@ def train(args):
     run_dir = out / args.name
     init = run_dir / "init"
     if not (init / "model_index.json").exists():
-        run(sys.executable, "-m", "t2v.models.default", init, "--width", args.width, "--layers", args.layers)
+        run(sys.executable, "-m", "t2v.shapes.model", init, "--width", args.width, "--layers", args.layers)
         shutil.rmtree(init / "vae")
         shutil.copytree(vae_model(out, args.vae) / "vae", init / "vae")
         if args.vae == "4":  # the 4× latents are 16×16: the denoiser keeps its 2×2 patches (BENCHMARKS.md)
@@ -130,7 +130,7 @@ def score(args):
     from token_ceiling import through_codec, true_tokens
 
     from t2v import T2VPipeline
-    from t2v.eval.shapes_bench import evaluate_folder
+    from t2v.shapes.bench import evaluate_folder
 
     out = Path(args.out)
     run_dir = out / args.name

@@ -13,8 +13,8 @@ _LAZY = {
     "T2VPipeline": "t2v.pipelines",
     "T2VPipelineOutput": "t2v.pipelines",
     "T2VStream": "t2v.pipelines",
-    "TokenCodec": "t2v.tokenizers",
-    "VideoTokenizer": "t2v.tokenizers",
+    "TokenCodec": "t2v.models",
+    "VideoTokenizer": "t2v.models",
 }
 
 

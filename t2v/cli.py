@@ -13,32 +13,14 @@ import re
 import sys
 from pathlib import Path
 
+from .checks import OneLineParser, argparse_type
+
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
 
 
 class UsageError(Exception):
     """A mistake in the command line; printed as one line."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, no usage dump
-        match = re.match(r"argument [^:]+: (--\S+ .*)", message)  # our own checks already name the option
-        message = match.group(1) if match else message[0].upper() + message[1:]
-        raise UsageError(message if message.endswith(".") else message + ".")
-
-
-def _checked(name: str, integer: bool = False, finite: bool = False):
-    from .validation import finite_number, positive_number
-
-    def parse(text: str):
-        try:
-            return finite_number(name, text) if finite else positive_number(name, text, integer)
-        except ValueError as err:
-            raise argparse.ArgumentTypeError(str(err)) from None
-
-    parse.__name__ = name
-    return parse
 
 
 def default_output_name(prompt: str, extension: str = ".mp4") -> str:
@@ -48,22 +30,22 @@ def default_output_name(prompt: str, extension: str = ".mp4") -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="t2v", description="Text-to-video: minute-long videos from a prompt.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser = OneLineParser(prog="t2v", description="Text-to-video: minute-long videos from a prompt.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
 
     gen = sub.add_parser("generate", help="make a video from a prompt", description="Make a video from a prompt.")
     gen.add_argument("prompt", help="what the video shows, e.g. \"a red circle bounces left and right\"")
     gen.add_argument("-o", "--output", help="the file to write: .mp4, .webm or .gif (default: named after the prompt, here)")
     length = gen.add_mutually_exclusive_group()
-    length.add_argument("--seconds", type=_checked("--seconds"), help="length in seconds (default: 4)")
-    length.add_argument("--frames", type=_checked("--frames", integer=True), help="length in frames")
-    gen.add_argument("--fps", type=_checked("--fps"), help="frames per second (default: the model's)")
-    gen.add_argument("--height", type=_checked("--height", integer=True), help="height in pixels (default: the model's)")
-    gen.add_argument("--width", type=_checked("--width", integer=True), help="width in pixels (default: the model's)")
-    gen.add_argument("--steps", type=_checked("--steps", integer=True), default=25, help="denoising steps every frame takes (default: 25)")
-    gen.add_argument("--planner-steps", type=_checked("--planner-steps", integer=True), default=25, help="token planner steps (default: 25)")
-    gen.add_argument("--guidance-scale", type=_checked("--guidance-scale", finite=True), default=5.0, help="text guidance (default: 5.0)")
-    gen.add_argument("--planner-guidance-scale", type=_checked("--planner-guidance-scale", finite=True), default=3.0, help="planner text guidance (default: 3.0)")
+    length.add_argument("--seconds", type=argparse_type("--seconds"), help="length in seconds (default: 4)")
+    length.add_argument("--frames", type=argparse_type("--frames", integer=True), help="length in frames")
+    gen.add_argument("--fps", type=argparse_type("--fps"), help="frames per second (default: the model's)")
+    gen.add_argument("--height", type=argparse_type("--height", integer=True), help="height in pixels (default: the model's)")
+    gen.add_argument("--width", type=argparse_type("--width", integer=True), help="width in pixels (default: the model's)")
+    gen.add_argument("--steps", type=argparse_type("--steps", integer=True), default=25, help="denoising steps every frame takes (default: 25)")
+    gen.add_argument("--planner-steps", type=argparse_type("--planner-steps", integer=True), default=25, help="token planner steps (default: 25)")
+    gen.add_argument("--guidance-scale", type=argparse_type("--guidance-scale", finite=True), default=5.0, help="text guidance (default: 5.0)")
+    gen.add_argument("--planner-guidance-scale", type=argparse_type("--planner-guidance-scale", finite=True), default=3.0, help="planner text guidance (default: 3.0)")
     gen.add_argument("--negative-prompt", default=None, help="what to steer away from")
     gen.add_argument("--storyboard", nargs="+", metavar="PART", default=None,
                      help="one prompt per equal part of the video: each part is planned and rendered from its own prompt "
@@ -76,26 +58,26 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--attention", choices=["dense", "semantic", "paro"], default="dense",
                      help="denoiser self-attention: dense, semantic (sparse, k-means reordered) or paro (sparse, "
                           "needs `t2v calibrate-attention` first) (default: dense)")
-    gen.add_argument("--attention-density", type=_checked("--attention-density"), default=0.25,
+    gen.add_argument("--attention-density", type=argparse_type("--attention-density"), default=0.25,
                      help="share of key blocks sparse attention keeps, at most 1 (default: 0.25)")
     gen.add_argument("--seed", type=int, default=0, help="random seed; the same seed on the same device gives the same video (default: 0)")
     gen.add_argument("--model", help="a t2v model folder (default: the model shipped with t2v)")
     gen.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run (default: auto, a GPU if there is one)")
 
     data = sub.add_parser("data", help="make training data", description="Make training data.")
-    data_sub = data.add_subparsers(dest="data_command", metavar="KIND", parser_class=_Parser, required=True)
+    data_sub = data.add_subparsers(dest="data_command", metavar="KIND", parser_class=OneLineParser, required=True)
     shapes = data_sub.add_parser("shapes", help="a Shapes-world video folder", description="Write Shapes-world videos and metadata.jsonl.")
     shapes.add_argument("--out", required=True, help="the folder to write")
-    shapes.add_argument("--num", type=_checked("--num", integer=True), required=True, help="number of videos")
-    shapes.add_argument("--seconds", type=_checked("--seconds"), required=True, help="length of each video")
-    shapes.add_argument("--max-seconds", type=_checked("--max-seconds"), default=None,
+    shapes.add_argument("--num", type=argparse_type("--num", integer=True), required=True, help="number of videos")
+    shapes.add_argument("--seconds", type=argparse_type("--seconds"), required=True, help="length of each video")
+    shapes.add_argument("--max-seconds", type=argparse_type("--max-seconds"), default=None,
                         help="draw each video's length from [--seconds, --max-seconds] instead")
     shapes.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same folder (default: 0)")
     shapes.add_argument("--max-changes", type=int, default=2, help="most changes per caption, e.g. 'then it turns blue' (default: 2)")
     shapes.add_argument("--include-held-out", action="store_true", help="also use the held-out color-shape pairs")
 
     evaluate = sub.add_parser("eval", help="measure videos", description="Measure videos against their captions.")
-    eval_sub = evaluate.add_subparsers(dest="eval_command", metavar="BENCH", parser_class=_Parser, required=True)
+    eval_sub = evaluate.add_subparsers(dest="eval_command", metavar="BENCH", parser_class=OneLineParser, required=True)
     bench = eval_sub.add_parser("shapes", help="ShapesBench: Shapes-world videos against their captions",
                                 description="Score Shapes-world videos against their captions from the pixels: color, shape "
                                             "and motion accuracy, identity consistency, jumps and flicker.")
@@ -109,11 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--model", help="a t2v model folder (default: the model shipped with t2v)")
     cal.add_argument("--prompts", required=True, help="a text file with one prompt per line")
     cal.add_argument("--out", help="where to save the plan (default: MODEL/transformer/attention_plan.safetensors)")
-    cal.add_argument("--density", type=_checked("--density"), default=0.25, help="the density the axis orders are chosen for (default: 0.25)")
-    cal.add_argument("--seconds", type=_checked("--seconds"), default=4.0, help="length of each calibration video (default: 4)")
-    cal.add_argument("--steps", type=_checked("--steps", integer=True), default=10, help="denoising steps per video (default: 10)")
-    cal.add_argument("--query-tile", type=_checked("--query-tile", integer=True), default=512, help="queries per tile (default: 512)")
-    cal.add_argument("--key-block", type=_checked("--key-block", integer=True), default=64, help="keys per block (default: 64)")
+    cal.add_argument("--density", type=argparse_type("--density"), default=0.25, help="the density the axis orders are chosen for (default: 0.25)")
+    cal.add_argument("--seconds", type=argparse_type("--seconds"), default=4.0, help="length of each calibration video (default: 4)")
+    cal.add_argument("--steps", type=argparse_type("--steps", integer=True), default=10, help="denoising steps per video (default: 10)")
+    cal.add_argument("--query-tile", type=argparse_type("--query-tile", integer=True), default=512, help="queries per tile (default: 512)")
+    cal.add_argument("--key-block", type=argparse_type("--key-block", integer=True), default=64, help="keys per block (default: 64)")
     cal.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     cal.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run (default: auto)")
 
@@ -153,7 +135,7 @@ def _resolve_device(name: str) -> str:
 def cmd_generate(args) -> int:
     import torch
 
-    from .data.shapes import auto_storyboard
+    from .shapes.world import auto_storyboard
     from .video_io import check_output_path, write_frames
 
     if not args.prompt.strip():
@@ -234,7 +216,7 @@ def cmd_calibrate_attention(args) -> int:
 
 
 def cmd_data(args) -> int:
-    from .data.shapes_folder import write_shapes_folder
+    from .shapes.folder import write_shapes_folder
 
     for option, value in (("--seed", args.seed), ("--max-changes", args.max_changes)):
         if value < 0:
@@ -248,7 +230,7 @@ def cmd_data(args) -> int:
 def cmd_eval(args) -> int:
     import json
 
-    from .eval.shapes_bench import GOALS, evaluate_folder
+    from .shapes.bench import GOALS, evaluate_folder
 
     videos = Path(args.videos)
     if not videos.is_dir():
@@ -311,7 +293,10 @@ def cmd_info(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exit:  # --help, --version, or a mistake already printed as one line
+            return exit.code
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE

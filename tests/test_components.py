@@ -6,9 +6,9 @@ from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTran
 from transformers import AutoTokenizer, UMT5EncoderModel
 
 from t2v import TokenCodec, VideoTokenizer
-from t2v.data.shapes import vocabulary
 from t2v.models import build_text_encoder, build_word_tokenizer, expand_frame_timesteps, grid_to_tokens, tokens_to_grid
 from t2v.schedulers import PerFrameFlowMatch
+from t2v.shapes.world import vocabulary
 
 
 def test_video_tokenizer_shapes_any_resolution_and_save_load(tmp_path):

@@ -12,9 +12,9 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 
 from t2v.fifo import FIFOSampler, FIFOSchedule, denoise_window
-from t2v.models.default import build_default_pipeline
-from t2v.models.denoiser import FrameTokenAttnProcessor, TEXT_CONTEXT_LENGTH
+from t2v.models.denoiser import TEXT_CONTEXT_LENGTH, FrameTokenAttnProcessor
 from t2v.schedulers import PerFrameFlowMatch
+from t2v.shapes.model import build_default_pipeline
 from t2v.video_io import VideoWriter, read_video, to_uint8
 
 PROMPT = "a blue square moves in a circle, then it turns yellow"
@@ -142,7 +142,7 @@ def test_frame_tokens_equal_shared_tokens_when_all_frames_share_a_clip(pipe, tex
 
 
 def test_a_model_with_a_short_text_context_pads_prompts_to_it():
-    from t2v.models.default import TEXT_CONTEXT
+    from t2v.shapes.model import TEXT_CONTEXT
 
     pipe = build_default_pipeline()
     embeds, negative = pipe.encode_prompt(["a red circle stays still", "a blue square moves in a circle, then it turns yellow"])

@@ -9,10 +9,10 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 
 from t2v import T2VPipeline, default_model_path
-from t2v.data.shapes import render_video
-from t2v.data.shapes_folder import write_shapes_folder
 from t2v.data.video_folder import VideoFolderDataset, read_metadata
 from t2v.models.vae import decode_unclamped
+from t2v.shapes.folder import write_shapes_folder
+from t2v.shapes.world import render_video
 from t2v.training.cache import main as cache_main
 from t2v.training.common import encode_latents, fifo_sigmas, inference_sigmas
 from t2v.training.latents import LatentPlans, LatentVideos, LatentWindows, cache_latents, collate_plans

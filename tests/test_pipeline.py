@@ -147,7 +147,7 @@ def test_save_load_gives_the_same_video(pipe, fast, tmp_path):
 
 
 def test_a_freshly_built_model_says_it_is_untrained():
-    from t2v.models.default import build_default_pipeline
+    from t2v.shapes.model import build_default_pipeline
 
     assert "random" in build_default_pipeline().config.trained_on
 

@@ -8,9 +8,22 @@ import sys
 import numpy as np
 import pytest
 
-from t2v.data.shapes import (COLORS, HELD_OUT, MOTIONS, SHAPES, auto_storyboard, format_caption, parse_caption, render_video,
-                             render_video_with_truth, sample_caption, segment_starts, storyboard, trajectory)
-from t2v.data.shapes_folder import write_shapes_folder
+from t2v.shapes.folder import write_shapes_folder
+from t2v.shapes.world import (
+    COLORS,
+    HELD_OUT,
+    MOTIONS,
+    SHAPES,
+    auto_storyboard,
+    format_caption,
+    parse_caption,
+    render_video,
+    render_video_with_truth,
+    sample_caption,
+    segment_starts,
+    storyboard,
+    trajectory,
+)
 from t2v.video_io import read_video
 
 AREA = {"circle": np.pi * 49, "square": 196.0, "triangle": 112.0}
@@ -202,7 +215,7 @@ def test_write_shapes_folder(tmp_path):
 
 
 def test_write_shapes_folder_leaves_nothing_when_it_fails(tmp_path, monkeypatch):
-    import t2v.data.shapes_folder as module
+    import t2v.shapes.folder as module
 
     real, calls = module.write_video, []
 

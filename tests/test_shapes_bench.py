@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from t2v.cli import main
-from t2v.data.shapes import COLORS, MOTIONS, SHAPES, render_video, render_video_with_truth
-from t2v.eval import GOALS, classify_motion, evaluate_folder, measure_video, score_video, summarize
+from t2v.shapes.bench import GOALS, classify_motion, evaluate_folder, measure_video, score_video, summarize
+from t2v.shapes.world import COLORS, MOTIONS, SHAPES, render_video, render_video_with_truth
 from t2v.video_io import read_video, write_video
 
 CAPTION = "a red circle bounces left and right"

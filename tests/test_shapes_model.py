@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from t2v import T2VPipeline, default_model_path
-from t2v.eval.shapes_bench import score_video
+from t2v.shapes.bench import score_video
 from t2v.video_io import to_uint8
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from t2v import T2VPipeline
-from t2v.data.shapes_folder import write_shapes_folder
+from t2v.shapes.folder import write_shapes_folder
 from t2v.video_io import write_video
 
 COMMON = ["--train_batch_size", "2", "--max_train_steps", "2", "--checkpointing_steps", "1", "--seed", "0"]

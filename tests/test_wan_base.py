@@ -12,11 +12,11 @@ from diffusers import UniPCMultistepScheduler, WanPipeline, WanTransformer3DMode
 from safetensors.torch import load_file
 
 from t2v import T2VPipeline, default_model_path
-from t2v.data.shapes import vocabulary
-from t2v.data.shapes_folder import write_shapes_folder
 from t2v.models import build_text_encoder, build_word_tokenizer
-from t2v.models.default import build_vae
-from t2v.models.wan_base import main, pipeline_from_wan
+from t2v.pipelines.wan_base import main, pipeline_from_wan
+from t2v.shapes.folder import write_shapes_folder
+from t2v.shapes.model import build_vae
+from t2v.shapes.world import vocabulary
 
 SIZE = dict(fps=8, clip_frames=17, height=64, width=64, token_grid=(2, 2, 2), token_dim=32, codec_dim=8)
 ARGS = ["--fps", "8", "--clip_frames", "17", "--height", "64", "--width", "64", "--token_grid", "2", "2", "2",
@@ -149,7 +149,7 @@ def test_bad_sources_fail_in_one_sentence(tmp_path, wan_dir):
     assert "\n" not in str(raised.value) and not (tmp_path / "out_broken").exists()
 
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "-m", "t2v.models.wan_base", str(tmp_path / "nowhere"), str(out)],
+    result = subprocess.run([sys.executable, "-m", "t2v.pipelines.wan_base", str(tmp_path / "nowhere"), str(out)],
                             capture_output=True, text=True)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error:") and not out.exists()

@@ -84,7 +84,7 @@ def top_p_blocks(
         kv_blocks (B, H, tiles, budget), best first, and per tile how many of them to use.
     """
     padded, dim = query.shape[2:]
-    tiles, key_blocks = padded // query_tile, padded // key_block
+    tiles = padded // query_tile
     sub = math.gcd(query_tile, 64)
     q_mean = block_means(query, sub, length)
     k_mean = block_means(key, key_block, length)

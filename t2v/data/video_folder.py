@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ..validation import is_prompt_list
+from ..checks import is_prompt_list
 
 VIDEO_TYPES = (".mp4", ".webm", ".gif")
 CACHE_BYTES = 2**31  # the default budget for keeping a whole folder's decoded videos in memory

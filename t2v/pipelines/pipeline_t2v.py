@@ -14,6 +14,7 @@ are planned from its own prompt and its windows read that prompt.
 
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,13 +29,13 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..attention import PLAN_NAME, disable_sparse_attention, enable_sparse_attention
+from ..checks import finite_number, is_hub_id, is_prompt_list, positive_number, read_model_index
 from ..fifo import FIFOSampler, denoise_window
+from ..models import TokenCodec, VideoTokenizer
 from ..models.denoiser import TEXT_CONTEXT_LENGTH, check_denoiser, expand_frame_timesteps, set_frame_token_attention, storyboard_part
 from ..models.planner import check_planner, grid_to_tokens
 from ..models.vae import StreamingDecoder
 from ..schedulers import PerFrameFlowMatch
-from ..tokenizers import TokenCodec, VideoTokenizer
-from ..validation import finite_number, is_hub_id, is_prompt_list, positive_number, read_model_index
 from .pipeline_output import T2VPipelineOutput, T2VStream
 
 logger = logging.get_logger(__name__)
@@ -85,6 +86,8 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         height, width (`int`): the default resolution.
         trained_on (`str`): one line saying what the weights were trained on, shown by `t2v info`.
         text_context_length (`int`): text tokens the prompt is padded (or cut) to; Wan's is 512.
+        caption_grammar (`str`, *optional*): the caption grammar the model was trained on, if any ("shapes": the
+            Shapes world's, whose captions with changes `t2v generate` splits into a storyboard).
     """
 
     model_cpu_offload_seq = "text_encoder->planner->transformer->vae"
@@ -106,6 +109,7 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         width: int = 64,
         trained_on: str = "unknown",
         text_context_length: int = TEXT_CONTEXT_LENGTH,
+        caption_grammar: str | None = None,
     ):
         super().__init__()
         self.register_modules(
@@ -119,7 +123,7 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             scheduler=scheduler,
         )
         self.register_to_config(fps=fps, clip_frames=clip_frames, height=height, width=width, trained_on=trained_on,
-                                text_context_length=text_context_length)
+                                text_context_length=text_context_length, caption_grammar=caption_grammar)
         self.vae_scale_factor_temporal = vae.config.scale_factor_temporal
         self.vae_scale_factor_spatial = vae.config.scale_factor_spatial
         if (clip_frames - 1) % self.vae_scale_factor_temporal:
@@ -165,6 +169,20 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
                         f"(such as {empty[0]}), so its config does not match its weights."
                     )
         return pipe
+
+    def export(self, output_dir: str | os.PathLike, trained_on: str | None = None) -> Path:
+        """`save_pretrained` under a temporary name, then renamed over `output_dir`: a crash mid-save never
+        leaves a half-written model. `trained_on` replaces the line `t2v info` prints about the weights."""
+        output_dir = Path(output_dir)
+        partial = output_dir.with_name(f".{output_dir.name}.{os.getpid()}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        if trained_on is not None:
+            self.register_to_config(trained_on=trained_on)
+        self.save_pretrained(partial)
+        if output_dir.exists():
+            shutil.rmtree(output_dir)
+        os.replace(partial, output_dir)
+        return output_dir
 
     # ------------------------------------------------------------------------------------------------
     # Attention
@@ -625,7 +643,7 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
                 every prompt of the batch (FIFO-Diffusion's multi-prompt generation). Each part's clips are
                 planned from its prompt, and each window of the denoiser reads the prompt of the part that holds
                 its middle latent frame (`storyboard_part`; a clip's part is the part of its middle latent frame),
-                so no model reads `prompt` itself. `t2v.data.shapes.storyboard` splits a Shapes caption.
+                so no model reads `prompt` itself. `t2v.shapes.world.storyboard` splits a Shapes caption.
             generator (`torch.Generator`, *optional*): makes the call deterministic.
             latents (`torch.Tensor`, *optional*): the starting noise of every latent frame, (B, C, L, H/8, W/8).
             output_type (`str`): "np", "pt", "pil" or "latent".

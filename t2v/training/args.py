@@ -5,19 +5,14 @@ the defaults and the command line overrides them. An unknown key is an error, no
 """
 
 import argparse
-import sys
 from pathlib import Path
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line and exit 2, as the t2v command does
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
+from ..checks import OneLineParser
 
 
 def training_parser(description: str) -> argparse.ArgumentParser:
     """A parser with the options every t2v training script takes."""
-    p = _Parser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = OneLineParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--config", help="a YAML recipe whose keys are these options; the command line overrides it")
     p.add_argument("--data_dir", help="a video folder with metadata.jsonl (or metadata.csv)")
     p.add_argument("--model", help="the t2v model folder to start from (default: the packaged model)")
@@ -48,7 +43,7 @@ def training_parser(description: str) -> argparse.ArgumentParser:
 
 def parse_training_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
     """Parse `argv`, taking defaults from the YAML file named by --config."""
-    config_only = argparse.ArgumentParser(add_help=False)
+    config_only = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     config_only.add_argument("--config")
     first, _ = config_only.parse_known_args(argv)
     if first.config:

@@ -1,15 +1,14 @@
 """Between the VAE and the later stages: encode a video folder once into a latent cache (see latents.py)."""
 
-import argparse
-
 from accelerate import Accelerator
 
+from ..checks import OneLineParser
 from .common import load_base, video_dataset
 from .latents import cache_latents
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Encode every video of a folder once, whole, into OUTPUT_DIR/latents.safetensors.")
+    parser = OneLineParser(description="Encode every video of a folder once, whole, into OUTPUT_DIR/latents.safetensors.")
     parser.add_argument("--data_dir", required=True, help="a video folder with metadata.jsonl (or metadata.csv)")
     parser.add_argument("--model", required=True, help="the t2v model folder whose (trained) VAE encodes the videos")
     parser.add_argument("--output_dir", required=True)

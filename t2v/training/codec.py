@@ -5,19 +5,19 @@ from each video with a fixed seed; with `--latents_dir`, every whole clip of the
 work in.
 """
 
-import argparse
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from .common import encode_latents, export_pipeline, load_base, video_dataset
+from ..checks import OneLineParser
+from .common import encode_latents, load_base, video_dataset
 from .latents import LatentVideos
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Fit the token codec (PCA + normalisation) on a video folder.")
+    parser = OneLineParser(description="Fit the token codec (PCA + normalisation) on a video folder.")
     parser.add_argument("--data_dir", help="a video folder with metadata.jsonl (or metadata.csv)")
     parser.add_argument("--latents_dir", help="a latent cache (training/cache_latents.py) to use instead of --data_dir")
     parser.add_argument("--model", required=True, help="a t2v model folder whose tokenizer is trained")
@@ -56,7 +56,7 @@ def main(argv=None):
     codes = pipe.token_codec.encode(tokens)
     explained = ((pipe.token_codec.decode(codes) - pipe.token_codec.mean) ** 2).sum() / ((tokens - pipe.token_codec.mean) ** 2).sum()
     line = f"{pipe.config.trained_on}; codec fitted on {len(tokens)} tokens"
-    out = export_pipeline(pipe, Path(args.output_dir) / "model", line)
+    out = pipe.export(Path(args.output_dir) / "model", line)
     print(f"fitted the codec on {len(tokens)} tokens ({float(explained):.1%} of their variance kept); wrote {out}")
     return out
 

@@ -1,9 +1,7 @@
-"""Pieces every training stage uses: the base model, the data, latents, the flow-matching loss, export."""
+"""Pieces every training stage uses: the base model, the data, latents, the flow-matching loss."""
 
 import functools
 import json
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -126,19 +124,6 @@ def _config_key(scheduler) -> str:
 def _inference_sigmas(config: str, num_steps: int) -> torch.Tensor:
     # building a scheduler costs ~0.3 ms and `fifo_sigmas` needs one per row: about 4% of a To2V step on a CPU, uncached
     return PerFrameFlowMatch(FlowMatchEulerDiscreteScheduler.from_config(json.loads(config)), num_steps).sigmas
-
-
-def export_pipeline(pipe: T2VPipeline, output_dir: Path, trained_on: str) -> Path:
-    """Save the whole pipeline (with the stage's trained components) into output_dir, atomically."""
-    output_dir = Path(output_dir)
-    partial = output_dir.with_name(output_dir.name + ".tmp")
-    shutil.rmtree(partial, ignore_errors=True)
-    pipe.register_to_config(trained_on=trained_on)
-    pipe.save_pretrained(partial)
-    if output_dir.exists():
-        shutil.rmtree(output_dir)
-    os.replace(partial, output_dir)
-    return output_dir
 
 
 def trained_on(args, stage: str, previous: str) -> str:

@@ -14,7 +14,7 @@ from torch import nn
 
 from ..models.planner import tokens_to_grid
 from .args import parse_training_args, training_parser
-from .common import encode_latents, export_pipeline, flow_matching_loss, freeze, load_base, trained_on, training_scheduler, video_dataset, write_validation
+from .common import encode_latents, flow_matching_loss, freeze, load_base, trained_on, training_scheduler, video_dataset, write_validation
 from .latents import LatentPlans, LatentVideos, collate_plans
 from .loop import Stage, train
 
@@ -83,7 +83,7 @@ def main(argv=None):
     previous = pipe.config.trained_on
 
     def export(model, output_dir):
-        export_pipeline(pipe, output_dir, trained_on(args, "planner", previous))
+        pipe.export(output_dir, trained_on(args, "planner", previous))
 
     def validate(model, path):
         write_validation(pipe, args.validation_prompt, path, pipe.config.fps)

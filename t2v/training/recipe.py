@@ -5,15 +5,14 @@ date, seconds and last loss per stage) and `OUT/model`, the last stage's model w
 line that `t2v info` prints: what data, which command, which commit.
 """
 
-import argparse
 import datetime
 import json
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
-from .common import export_pipeline, load_base
+from ..checks import OneLineParser
+from .common import load_base
 
 STAGES = ("data", "vae", "vae_video", "latents", "to2v", "codec", "planner", "refine", "decoder")
 
@@ -39,7 +38,7 @@ def last_loss(stage_dir: Path, window: int = 50) -> float | None:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Finish a recipe: OUT/model and OUT/recipe.json.")
+    parser = OneLineParser(description="Finish a recipe: OUT/model and OUT/recipe.json.")
     parser.add_argument("--out", required=True)
     parser.add_argument("--command", required=True, help="the command that ran the recipe, for the record")
     parser.add_argument("--started", type=float, default=None, help="unix time the recipe started")
@@ -75,7 +74,7 @@ def main(argv=None):
             f"every stage from scratch by `{args.command}` at commit {record['commit']}, {record['date']}, "
             f"{total / 60:.0f} min of training")
     pipe = load_base(str(out / args.last_stage / "model"))
-    export_pipeline(pipe, out / "model", line)
+    pipe.export(out / "model", line)
     (out / "recipe.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {out / 'model'} and {out / 'recipe.json'} ({total / 60:.1f} min of stages)")
     print(line)

@@ -22,10 +22,10 @@ finished model's codec and planner were fitted to.
 import torch
 from torch import nn
 
+from ..models.denoiser import expand_frame_timesteps
 from .args import parse_training_args, training_parser
 from .common import (
     encode_latents,
-    export_pipeline,
     fifo_sigmas,
     flow_matching_loss,
     freeze,
@@ -35,7 +35,6 @@ from .common import (
     video_dataset,
     write_validation,
 )
-from ..models.denoiser import expand_frame_timesteps
 from .latents import LatentVideos, LatentWindows
 from .loop import Stage, train
 
@@ -133,7 +132,7 @@ def main(argv=None):
             lora = get_peft_model_state_dict(model.transformer)
             type(pipe).save_lora_weights(output_dir.parent / "lora", transformer_lora_layers=lora)
             model.transformer.unload_lora()  # the exported base stays plain; the adapter is loaded on top
-        export_pipeline(pipe, output_dir, trained_on(args, f"tokenizer + To2V ({args.train_mode})", previous))
+        pipe.export(output_dir, trained_on(args, f"tokenizer + To2V ({args.train_mode})", previous))
         if args.train_mode == "lora":
             pipe.load_lora_weights(output_dir.parent / "lora")
 

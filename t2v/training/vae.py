@@ -30,7 +30,7 @@ from torch import nn
 from ..models.vae import decode_unclamped
 from ..video_io import write_video
 from .args import parse_training_args, training_parser
-from .common import export_pipeline, load_base, trained_on, video_dataset
+from .common import load_base, trained_on, video_dataset
 from .loop import Stage, train
 
 
@@ -126,7 +126,7 @@ def main(argv=None):
             mean, std = latent_statistics(model.vae, dataset)
             model.vae.register_to_config(latents_mean=mean, latents_std=std)
         pipe.vae = model.vae
-        export_pipeline(pipe, output_dir, trained_on(args, "VAE decoder" if args.decoder_only else "VAE", previous))
+        pipe.export(output_dir, trained_on(args, "VAE decoder" if args.decoder_only else "VAE", previous))
 
     def validate(model, path):
         video = dataset.get(0, seed=0)["video"][None].to(model.vae.device, model.vae.dtype)

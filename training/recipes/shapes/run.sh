@@ -6,7 +6,7 @@
 # Stages: data -> VAE (32×32 crops of 9-frame, then of 65-frame clips) -> latent cache -> text encoder + tokenizer + To2V -> codec
 # -> planner -> refine (the denoiser alone, at a lower learning rate, with the text encoder and tokenizer frozen) -> decoder
 # (the VAE's decoder alone, its encoder and so the latents frozen), all
-# starting from freshly initialised weights (`python -m t2v.models.default`), never from the packaged model.
+# starting from freshly initialised weights (`python -m t2v.shapes.model`), never from the packaged model.
 # Every stage writes OUT_DIR/<stage>/ (metrics.jsonl, checkpoints, model/); a stage whose model/ exists
 # is skipped and a stage stopped midway resumes from its last checkpoint, so running the command again
 # after a stop goes on where it stopped. The finished model is OUT_DIR/model, and
@@ -41,7 +41,7 @@ stage() {  # stage NAME COMMAND...: run unless OUT/NAME/model exists, and time i
 }
 
 stage data bash -c "t2v data shapes --out '$OUT/data/train' --num 240 --seconds 8 --max-seconds 64 --seed 0 && touch '$OUT/data/done'"
-stage init python -m t2v.models.default "$OUT/init/model"
+stage init python -m t2v.shapes.model "$OUT/init/model"
 stage vae "${RUN[@]}" "$ROOT/training/train_vae.py" --config "$HERE/vae.yaml" --model "$OUT/init/model" --data_dir "$OUT/data/train" --output_dir "$OUT/vae" "${RESUME[@]}"
 stage vae_video "${RUN[@]}" "$ROOT/training/train_vae.py" --config "$HERE/vae_video.yaml" --model "$OUT/vae/model" --data_dir "$OUT/data/train" --output_dir "$OUT/vae_video" "${RESUME[@]}"
 stage latents bash -c "python '$ROOT/training/cache_latents.py' --data_dir '$OUT/data/train' --model '$OUT/vae_video/model' --output_dir '$OUT/latents' && touch '$OUT/latents/done'"

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..validation import positive_number
+from ..checks import positive_number
 from ..video_io import write_video
-from .shapes import FPS, auto_storyboard, render_video, sample_caption
+from .world import FPS, auto_storyboard, render_video, sample_caption
 
 
 def _whole_number(name: str, value) -> int:

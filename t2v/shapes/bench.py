@@ -4,7 +4,7 @@
 black background; its centroid, its size, how much of its bounding box it fills and how bottom-heavy
 it is give the shape, the median color of its inner pixels the nearest palette color. `score_video`
 compares that with what the caption says every frame shows (the caption's segments and the frame
-count, through `parse_caption`, `segment_starts` and `trajectory` of t2v.data.shapes, so a change
+count, through `parse_caption`, `segment_starts` and `trajectory` of t2v.shapes.world, so a change
 must show from the frame its segment starts). Positions are not known for generated videos, so
 motion is judged from the measured centroid track. `evaluate_folder` scores a folder of videos with
 a metadata.jsonl (the layout `t2v data shapes` writes) and `summarize` averages over videos. The
@@ -49,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.shapes import COLORS, FPS, ORBIT_FRAMES, ORBIT_RADIUS, SIZE, parse_caption, segment_starts, trajectory
+from .world import COLORS, FPS, ORBIT_FRAMES, ORBIT_RADIUS, SIZE, parse_caption, segment_starts, trajectory
 
 MIN_PEAK = 64.0  # an object is at least this much brighter than the background (max channel, levels) over 3×3 pixels
 MIN_PIXELS = 20  # and covers at least this many pixels at half its brightness

@@ -20,10 +20,9 @@ made from it): about 16 GB for Wan2.1-T2V-1.3B in float32. What then trains the 
 user's videos: `training/train_to2v.py --train_mode tokens_only` (or `lora`),
 `training/fit_codec.py`, `training/train_planner.py` (README, "Training on a Wan2.1 base").
 
-    python -m t2v.models.wan_base WAN_FOLDER_OR_HUB_ID OUT_DIR
+    python -m t2v.pipelines.wan_base WAN_FOLDER_OR_HUB_ID OUT_DIR
 """
 
-import argparse
 import os
 from pathlib import Path
 
@@ -31,9 +30,9 @@ import torch
 from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
 from transformers import AutoTokenizer, UMT5EncoderModel
 
-from ..tokenizers import TokenCodec, VideoTokenizer
-from ..validation import is_hub_id, read_model_index
-from .denoiser import TEXT_CONTEXT_LENGTH
+from ..checks import OneLineParser, argparse_type, is_hub_id, read_model_index
+from ..models import TokenCodec, VideoTokenizer
+from ..models.denoiser import TEXT_CONTEXT_LENGTH
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 IMAGE_VALUE = "attn2.add_v_proj"  # the image branch's value projection in every block
@@ -85,7 +84,7 @@ def pipeline_from_wan(
         codec_dim: channels the planner works in after the token codec (TokensGen: 16).
         torch_dtype: the dtype every component is loaded and made in.
     """
-    from ..pipelines import T2VPipeline
+    from .pipeline_t2v import T2VPipeline
 
     wan = os.fspath(wan)
     _check_source(wan)
@@ -134,22 +133,20 @@ def pipeline_from_wan(
 
 
 def main(argv=None) -> None:
-    from ..cli import _checked  # the command line's positive-number check, as an argparse type
-
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         description="Make a t2v model folder on a Wan2.1 text-to-video base (diffusers format): the base's text encoder, "
         "VAE and DiT with a new token branch, video tokenizer, codec and planner, ready for the token stages' training."
     )
     parser.add_argument("wan", help="a folder in diffusers' Wan format, or a hub id (downloaded because you named it)")
     parser.add_argument("output_dir")
-    parser.add_argument("--fps", type=_checked("--fps", integer=True), default=16)
-    parser.add_argument("--clip_frames", type=_checked("--clip_frames", integer=True), default=81,
+    parser.add_argument("--fps", type=argparse_type("--fps", integer=True), default=16)
+    parser.add_argument("--clip_frames", type=argparse_type("--clip_frames", integer=True), default=81,
                         help="frames of one clip: 1 + a multiple of 4 (Wan2.1: 81)")
-    parser.add_argument("--height", type=_checked("--height", integer=True), default=480)
-    parser.add_argument("--width", type=_checked("--width", integer=True), default=832)
-    parser.add_argument("--token_grid", type=_checked("--token_grid", integer=True), nargs=3, default=[4, 8, 12], metavar=("T", "H", "W"))
-    parser.add_argument("--token_dim", type=_checked("--token_dim", integer=True), default=512)
-    parser.add_argument("--codec_dim", type=_checked("--codec_dim", integer=True), default=16)
+    parser.add_argument("--height", type=argparse_type("--height", integer=True), default=480)
+    parser.add_argument("--width", type=argparse_type("--width", integer=True), default=832)
+    parser.add_argument("--token_grid", type=argparse_type("--token_grid", integer=True), nargs=3, default=[4, 8, 12], metavar=("T", "H", "W"))
+    parser.add_argument("--token_dim", type=argparse_type("--token_dim", integer=True), default=512)
+    parser.add_argument("--codec_dim", type=argparse_type("--codec_dim", integer=True), default=16)
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     args = parser.parse_args(argv)
     out = Path(args.output_dir)
@@ -162,9 +159,7 @@ def main(argv=None) -> None:
         )
     except (ValueError, OSError) as err:  # OSError: diffusers and transformers on a folder without its weights
         raise SystemExit(f"error: {' '.join(str(err).split())}") from None
-    from ..training.common import export_pipeline
-
-    export_pipeline(pipe, Path(args.output_dir), pipe.config.trained_on)  # under a temporary name, then renamed
+    pipe.export(args.output_dir)  # under a temporary name, then renamed
     print(f"saved a t2v model on the Wan2.1 base {args.wan} to {args.output_dir}")
 
 

@@ -1,9 +1,11 @@
-"""Input checks shared by the Python API and the command line: one clear sentence per mistake."""
+"""Input checks shared by the Python API, the command line and the training scripts: one clear sentence per mistake."""
 
+import argparse
 import json
 import math
 import numbers
 import os
+import re
 
 
 def positive_number(name: str, value, integer: bool = False):
@@ -66,3 +68,33 @@ def read_model_index(path: str, class_name: str, kind: str) -> dict:
     if missing:
         raise ValueError(f"{path} is incomplete: the folder(s) {', '.join(missing)} are missing.")
     return index
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose mistakes are one sentence on stderr and exit status 2, never a usage dump.
+
+    Prefixes (`--second` for `--seconds`) are not accepted: an option is named in full or not at all.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        match = re.match(r"argument [^:]+: (--\S+ .*)", message)  # our own checks already name the option
+        message = match.group(1) if match else message[0].upper() + message[1:]
+        message = message if message.endswith(".") else message + "."
+        self.exit(2, f"{self.prog.split()[0]}: error: {message}\n")
+
+
+def argparse_type(name: str, integer: bool = False, finite: bool = False):
+    """An argparse `type` that accepts a number > 0 (`integer`: a whole one; `finite`: any number >= 0)."""
+
+    def parse(text: str):
+        try:
+            return finite_number(name, text) if finite else positive_number(name, text, integer)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    parse.__name__ = name
+    return parse

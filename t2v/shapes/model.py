@@ -1,19 +1,18 @@
 """The default model: a tiny configuration of every component at 64×64, 8 fps, clips of 17 frames.
 
 `build_default_pipeline` makes it from a seed, with random weights, and `python -m
-t2v.models.default OUT_DIR` saves it: the Shapes recipe (`training/recipes/shapes/run.sh`) starts
+t2v.shapes.model OUT_DIR` saves it: the Shapes recipe (`training/recipes/shapes/run.sh`) starts
 from that and trains every component; the folder shipped in `t2v/default_model/` is its result, and
 its `trained_on` line says with which command and commit.
 """
 
-import argparse
-
 import torch
 from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
 
-from ..data.shapes import vocabulary
-from ..tokenizers import TokenCodec, VideoTokenizer
-from .text_encoder import build_text_encoder, build_word_tokenizer
+from ..checks import OneLineParser
+from ..models import TokenCodec, VideoTokenizer
+from ..models.text_encoder import build_text_encoder, build_word_tokenizer
+from .world import vocabulary
 
 RANDOM_WEIGHTS = (
     "nothing: these weights are random, so videos are noise (the trained Shapes-world model replaces them)"
@@ -105,7 +104,7 @@ def build_default_pipeline(seed: int = 0, trained_on: str = RANDOM_WEIGHTS, widt
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Save the default t2v model, freshly initialised (random weights), to a folder.")
+    parser = OneLineParser(description="Save the default t2v model, freshly initialised (random weights), to a folder.")
     parser.add_argument("output_dir")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--width", type=int, default=64, help="the To2V denoiser's width (a multiple of 16)")
