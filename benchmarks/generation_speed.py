@@ -12,13 +12,11 @@ not change the cost, so a freshly initialised model measures a layout before it 
 import argparse
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import describe_run  # noqa: E402
+from t2v.benchmark_utils import describe_run
 
 PROMPT = "a yellow triangle moves in a circle"
 

@@ -94,7 +94,7 @@ def main() -> None:
     if args.child:
         return child(args)
 
-    from common import describe_run
+    from t2v.benchmark_utils import describe_run
 
     describe_run()
     print(f"default model (random weights), 64x64, 8 fps, {args.steps} steps, guidance on; prompt: {PROMPTS[0]!r}, seed 0\n")

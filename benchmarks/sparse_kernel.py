@@ -15,9 +15,9 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from common import describe_run, timed
 
 from t2v.attention.kernels import masked_dense_attention, sparse_attention
+from t2v.benchmark_utils import describe_run, timed
 
 
 def main() -> None:

@@ -19,11 +19,11 @@ import argparse
 import time
 
 import torch
-from common import describe_run, timed
 from diffusers import WanTransformer3DModel
 
 from t2v.attention import calibrate_attention, disable_sparse_attention, enable_sparse_attention
 from t2v.attention.processor import self_attention_qkv
+from t2v.benchmark_utils import describe_run, timed
 
 
 def main() -> None:

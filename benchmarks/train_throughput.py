@@ -12,7 +12,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from common import describe_run
+from t2v.benchmark_utils import describe_run
 
 
 def rate(output_dir: Path, batch_size: int, warmup: int) -> float:

@@ -55,7 +55,7 @@ def prepare(args):
     if args.vae4 and not (vae_model(out, "4") / "model_index.json").exists():
         v4 = out / "vae4"
         if not (v4 / "init" / "model_index.json").exists():
-            run(sys.executable, ROOT / "benchmarks" / "vae_compression.py", v4 / "init")
+            run(sys.executable, ROOT / "research" / "vae_compression.py", v4 / "init")
         for stage, config, start in (("vae", "vae.yaml", v4 / "init"), ("vae_video", "vae_video.yaml", v4 / "vae" / "model")):
             if not (v4 / stage / "model" / "model_index.json").exists():
                 run(*LAUNCH, ROOT / "training" / "train_vae.py", "--config", RECIPE / config, "--model", start, "--data_dir", data,
@@ -126,11 +126,11 @@ def train(args):
 
 def score(args):
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from shapes_ablation import METRICS, generate, held_out_prompts
     from token_ceiling import through_codec, true_tokens
 
     from t2v import T2VPipeline
     from t2v.shapes.bench import evaluate_folder
+    from t2v.shapes.evaluate import METRICS, generate, held_out_prompts
 
     out = Path(args.out)
     run_dir = out / args.name

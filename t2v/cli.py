@@ -135,7 +135,6 @@ def _resolve_device(name: str) -> str:
 def cmd_generate(args) -> int:
     import torch
 
-    from .shapes.world import auto_storyboard
     from .video_io import check_output_path, write_frames
 
     if not args.prompt.strip():
@@ -150,7 +149,11 @@ def cmd_generate(args) -> int:
     if args.attention != "dense":
         pipe.enable_sparse_attention(args.attention_density, args.attention)
     seconds = args.seconds if args.frames is None and args.seconds is not None else (None if args.frames else 4.0)
-    storyboard = args.storyboard or auto_storyboard(args.prompt)
+    storyboard = args.storyboard
+    if storyboard is None and pipe.config.get("caption_grammar") == "shapes":  # a caption with changes, split into its parts
+        from .shapes.world import auto_storyboard
+
+        storyboard = auto_storyboard(args.prompt)
     if storyboard and len(storyboard) > 1:
         print(f"storyboard: {len(storyboard)} parts: " + " | ".join(storyboard), file=sys.stderr)
     stream = pipe.stream(

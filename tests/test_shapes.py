@@ -1,4 +1,4 @@
-"""The Shapes world as ../shared/SHAPES.md specifies it: colors, sizes, motions, captions, held-out pairs, the folder and its command."""
+"""The Shapes world as docs/shapes_world.md specifies it: colors, sizes, motions, captions, held-out pairs, the folder and its command."""
 
 import json
 import os

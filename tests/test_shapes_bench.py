@@ -11,6 +11,7 @@ import pytest
 
 from t2v.cli import main
 from t2v.shapes.bench import GOALS, classify_motion, evaluate_folder, measure_video, score_video, summarize
+from t2v.shapes.evaluate import drawn_counts
 from t2v.shapes.world import COLORS, MOTIONS, SHAPES, render_video, render_video_with_truth
 from t2v.video_io import read_video, write_video
 
@@ -246,12 +247,10 @@ def test_eval_shapes_mistakes_are_one_line(tmp_path, capsys):
     assert "1.000" in capsys.readouterr().out
 
 
-def test_drawn_as_script_reads_what_a_folder_draws(tmp_path, monkeypatch):
-    """benchmarks/drawn_as.py: ground truth is drawn as its caption asks; a caption that asks for the
-    wrong color shows the color drawn instead, and a folder without metadata is one line."""
+def test_drawn_as_script_reads_what_a_folder_draws(tmp_path):
+    """research/drawn_as.py (`t2v.shapes.evaluate.drawn_counts`): ground truth is drawn as its caption asks; a
+    caption that asks for the wrong color shows the color drawn instead, and a folder without metadata is one line."""
     root = Path(__file__).resolve().parents[1]
-    monkeypatch.syspath_prepend(str(root / "benchmarks"))
-    from drawn_as import drawn_counts
 
     write_video(render_video("a red circle stays still", 16, seed=0), tmp_path / "a.mp4", 8)
     write_video(render_video("a blue square moves diagonally", 16, seed=1), tmp_path / "b.mp4", 8)
@@ -264,7 +263,7 @@ def test_drawn_as_script_reads_what_a_folder_draws(tmp_path, monkeypatch):
     assert colors == {"red": 16} and shapes == {"circle": 16}
     colors, shapes = counts[("yellow", "square")]
     assert colors == {"blue": 16} and shapes == {"square": 16}
-    result = subprocess.run([sys.executable, str(root / "benchmarks" / "drawn_as.py"), str(tmp_path / "none")],
+    result = subprocess.run([sys.executable, str(root / "research" / "drawn_as.py"), str(tmp_path / "none")],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "Could not read" in result.stderr and "metadata.jsonl" in result.stderr
     assert "Traceback" not in result.stderr

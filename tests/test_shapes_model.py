@@ -64,9 +64,9 @@ def test_ablation_script_reproduces_a_small_table(tmp_path):
 
 
 def test_vae_compression_script_saves_a_4x_model_that_makes_videos(tmp_path):
-    """benchmarks/vae_compression.py: the default model with 16×16 latent frames at 64×64 and the
+    """research/vae_compression.py: the default model with 16×16 latent frames at 64×64 and the
     denoiser's 4×4 patches, loadable and able to make a video of the asked size."""
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "vae_compression.py"), str(tmp_path / "m")],
+    result = subprocess.run([sys.executable, str(ROOT / "research" / "vae_compression.py"), str(tmp_path / "m")],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     four = T2VPipeline.from_pretrained(tmp_path / "m")

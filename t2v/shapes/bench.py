@@ -1,4 +1,4 @@
-"""ShapesBench: how well videos follow their Shapes-world captions, measured from the pixels (../shared/SHAPES.md).
+"""ShapesBench: how well videos follow their Shapes-world captions, measured from the pixels (docs/shapes_world.md).
 
 `measure_video` measures every frame on its own: the object is the pixels clearly brighter than the
 black background; its centroid, its size, how much of its bounding box it fills and how bottom-heavy
@@ -43,7 +43,6 @@ Metrics of one video (frames with no object, misses, count as wrong for color, s
   None when no change was judged (captions of one segment).
 """
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -302,7 +301,7 @@ def _orbit(xy: np.ndarray) -> bool:
 
 
 def classify_motion(xy) -> str:
-    """The motion phrase of SHAPES.md a centroid track (n, 2) shows, or "other".
+    """The motion phrase of docs/shapes_world.md a centroid track (n, 2) shows, or "other".
 
     Orbit: see `_orbit`. Otherwise an axis is fixed if its range is at most FIXED_PX (2 px) and moving if
     its mean step is within MOVING_PX (1 to 4 px a frame; the world's is 2): both fixed is "stays still",
@@ -477,27 +476,19 @@ def summarize(scores: list[VideoScore]) -> BenchSummary:
 
 
 def read_metadata(folder) -> list[dict]:
-    """The lines of `folder/metadata.jsonl` ({"file_name", "text", ...}), checked; blank lines are skipped."""
+    """The entries of `folder/metadata.jsonl` ({"file_name", "text"}), read by the video folder's own parser;
+    one sentence when the file is missing, malformed or empty."""
+    from ..data.video_folder import read_metadata as read_rows
+
     path = Path(folder) / "metadata.jsonl"
     try:
-        text = path.read_text()
+        rows = read_rows(path)
     except (OSError, UnicodeDecodeError) as err:
         raise ValueError(f"Could not read {path}: {getattr(err, 'strerror', None) or err}; ShapesBench needs one "
                          'line {"file_name": ..., "text": ...} per video.') from None
-    entries = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            entry = None
-        if not isinstance(entry, dict) or not isinstance(entry.get("file_name"), str) or not isinstance(entry.get("text"), str):
-            raise ValueError(f'Line {number} of {path} is not {{"file_name": ..., "text": ...}}.')
-        entries.append(entry)
-    if not entries:
+    if not rows:
         raise ValueError(f"{path} lists no videos.")
-    return entries
+    return [{"file_name": file_name, "text": text} for file_name, text, _ in rows]
 
 
 def evaluate_folder(folder, progress: bool = False) -> BenchResult:

@@ -100,6 +100,7 @@ def build_default_pipeline(seed: int = 0, trained_on: str = RANDOM_WEIGHTS, widt
         width=64,
         trained_on=trained_on,
         text_context_length=TEXT_CONTEXT,
+        caption_grammar="shapes",
     )
 
 

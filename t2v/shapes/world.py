@@ -1,10 +1,10 @@
-"""The Shapes world, following ../shared/SHAPES.md v1: the procedural world the default model learns.
+"""The Shapes world, following docs/shapes_world.md v1: the procedural world the default model learns.
 
 The world's words (the default model's text tokenizer is built from `vocabulary()`, whose order
 must not change), its caption grammar (`parse_caption`, `format_caption`, `sample_caption`), and the
 renderer: `trajectory` gives each frame's ground truth (centre, color, shape, motion), `render_video`
 draws it with anti-aliased edges (4×4 samples per pixel) and `render_video_with_truth` returns both.
-Deterministic per seed, any length. `trajectory` documents the choices SHAPES.md leaves open: where
+Deterministic per seed, any length. `trajectory` documents the choices the spec leaves open: where
 segment boundaries fall and what an orbit starting from an arbitrary position does.
 """
 
@@ -92,7 +92,7 @@ def parse_caption(caption: str) -> list[dict]:
 
 
 def format_caption(segments: list[dict]) -> str:
-    """Segments -> the caption the grammar of SHAPES.md writes."""
+    """Segments -> the caption the grammar of docs/shapes_world.md writes."""
     first = segments[0]
     article = "an" if first["color"] == "orange" else "a"
     parts = [f"{article} {first['color']} {first['shape']} {first['motion']}"]

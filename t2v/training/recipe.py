@@ -41,6 +41,7 @@ def main(argv=None):
     parser = OneLineParser(description="Finish a recipe: OUT/model and OUT/recipe.json.")
     parser.add_argument("--out", required=True)
     parser.add_argument("--command", required=True, help="the command that ran the recipe, for the record")
+    parser.add_argument("--data", default="OUT/data/train", help="what the data is, for the model's trained_on line")
     parser.add_argument("--started", type=float, default=None, help="unix time the recipe started")
     parser.add_argument("--last_stage", default=None,
                         help="the stage whose model is the recipe's (default: the last of STAGES with OUT/<stage>/model)")
@@ -70,8 +71,7 @@ def main(argv=None):
     }
     metadata = out / "data" / "train" / "metadata.jsonl"
     videos = sum(1 for line in metadata.read_text().splitlines() if line.strip()) if metadata.is_file() else "?"
-    line = (f"the Shapes world v1 (../shared/SHAPES.md): {videos} generated videos of 8-64 s, held-out color-shape pairs left out; "
-            f"every stage from scratch by `{args.command}` at commit {record['commit']}, {record['date']}, "
+    line = (f"{args.data}: {videos} videos; every stage from scratch by `{args.command}` at commit {record['commit']}, {record['date']}, "
             f"{total / 60:.0f} min of training")
     pipe = load_base(str(out / args.last_stage / "model"))
     pipe.export(out / "model", line)

@@ -5,23 +5,20 @@ beside it), prints every frame's centroid (x, y in pixels) and its angle about t
 (degrees, counter-clockwise on screen), then ShapesBench's motion windows: the motion the caption
 asks for and the one `score_video` reads there.
 
-    python benchmarks/centroid_track.py --prompt "a red square bounces left and right" --frames 17 --seeds 0 1 2
+    python research/centroid_track.py --prompt "a red square bounces left and right" --frames 17 --seeds 0 1 2
         [--guidance-scale 5] [--steps 25] [--model DIR]
-    python benchmarks/centroid_track.py --video runs/done_when/seed0.mp4
+    python research/centroid_track.py --video runs/done_when/seed0.mp4
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from common import describe_run  # noqa: E402
-
-from t2v.shapes.bench import centroids, measure_video, read_metadata, score_video  # noqa: E402
-from t2v.shapes.world import SIZE, parse_caption  # noqa: E402
+from t2v.benchmark_utils import describe_run
+from t2v.shapes.bench import centroids, measure_video, read_metadata, score_video
+from t2v.shapes.world import SIZE, parse_caption
 
 
 def print_track(name: str, frames, caption: str) -> None:

@@ -1,6 +1,6 @@
 """The ceiling a VAE sets on ShapesBench: ground-truth Shapes videos, encoded and decoded, then scored.
 
-    python benchmarks/vae_ceiling.py [--model DIR] --out OUT [--seconds 60] [--prompts 5] [--seeds 2]
+    python research/vae_ceiling.py [--model DIR] --out OUT [--seconds 60] [--prompts 5] [--seeds 2]
 
 The same held-out prompts as `shapes_ablation.py` are rendered by the Shapes generator (the truth),
 then every video is encoded whole by the model's VAE (the posterior's mode, as training caches it)
@@ -12,20 +12,17 @@ Also prints the PSNR of the reconstruction over all pixels and over the object's
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import describe_run  # noqa: E402
-from shapes_ablation import METRICS, add_prompt_options, held_out_prompts, table_cells  # noqa: E402
-
-from t2v import T2VPipeline, default_model_path  # noqa: E402
-from t2v.shapes.bench import evaluate_folder  # noqa: E402
-from t2v.shapes.world import render_video  # noqa: E402
-from t2v.video_io import write_video  # noqa: E402
+from t2v import T2VPipeline, default_model_path
+from t2v.benchmark_utils import describe_run
+from t2v.shapes.bench import evaluate_folder
+from t2v.shapes.evaluate import METRICS, add_prompt_options, held_out_prompts, table_cells
+from t2v.shapes.world import render_video
+from t2v.video_io import write_video
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -7,7 +7,7 @@ the seconds per optimizer step from the timestamps in metrics.jsonl, leaving out
 (for the VAE one and a half passes over the folder, so that the cache is full). Prints a Markdown
 table; compare the ratios, measured in one run, not the absolute times.
 
-    python benchmarks/train_threads.py --videos 48
+    python research/train_threads.py --videos 48
 """
 
 import argparse
@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import describe_run
+from t2v.benchmark_utils import describe_run
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "training" / "recipes" / "shapes"

@@ -1,6 +1,6 @@
 """Which VAE layout learns the Shapes world faster from scratch: Wan 2.1's or Wan 2.2's residual one.
 
-    python benchmarks/vae_layouts.py [--steps 200] [--batch 4] [--every 50]
+    python research/vae_layouts.py [--steps 200] [--batch 4] [--every 50]
 
 Both are diffusers' AutoencoderKLWan with 8× spatial and 4× temporal compression and 8 latent
 channels, about 2.6 M parameters each, trained by t2v's VAE loss (`VAETraining`, detail weight 10)
@@ -16,21 +16,17 @@ and over the object's pixels, and the seconds per step of each layout as a ratio
 """
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from diffusers import AutoencoderKLWan
+from vae_ceiling import psnr_and_object_psnr, reconstruct
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import describe_run  # noqa: E402
-from vae_ceiling import psnr_and_object_psnr, reconstruct  # noqa: E402
-
-from t2v.shapes.model import build_default_pipeline  # noqa: E402
-from t2v.shapes.world import render_video, sample_caption  # noqa: E402
-from t2v.training.vae import VAETraining  # noqa: E402
+from t2v.benchmark_utils import describe_run
+from t2v.shapes.model import build_default_pipeline
+from t2v.shapes.world import render_video, sample_caption
+from t2v.training.vae import VAETraining
 
 WAN21 = dict(base_dim=16, z_dim=8, dim_mult=[1, 2, 4, 4], num_res_blocks=1, temperal_downsample=[False, True, True])
 

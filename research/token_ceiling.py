@@ -1,6 +1,6 @@
 """The ceiling a planner sets on ShapesBench: the denoiser driven by the true videos' own tokens.
 
-    python benchmarks/token_ceiling.py [--model DIR] --out OUT [--seconds 60] [--prompts 5] [--seeds 2]
+    python research/token_ceiling.py [--model DIR] --out OUT [--seconds 60] [--prompts 5] [--seeds 2]
 
 The same held-out prompts and seeds as `shapes_ablation.py`. For every prompt the Shapes generator
 renders the true video; the model's VAE encodes it whole and its video tokenizer condenses every
@@ -21,39 +21,14 @@ denoiser's. Videos go to OUT/<row>/ with a metadata.jsonl (`t2v eval shapes` sco
 
 import argparse
 import json
-import math
-import sys
 from pathlib import Path
 
-import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import describe_run  # noqa: E402
-from shapes_ablation import METRICS, add_prompt_options, generate, held_out_prompts, table_cells  # noqa: E402
-
-from t2v import T2VPipeline, default_model_path  # noqa: E402
-from t2v.shapes.bench import evaluate_folder  # noqa: E402
-from t2v.shapes.world import render_video  # noqa: E402
-from t2v.training.common import encode_latents  # noqa: E402
+from t2v import T2VPipeline, default_model_path
+from t2v.benchmark_utils import describe_run
+from t2v.shapes.bench import evaluate_folder
+from t2v.shapes.evaluate import METRICS, add_prompt_options, generate, held_out_prompts, table_cells, through_codec, true_tokens
 
 ROWS = {"true tokens": "true", "true tokens through the codec": "true_codec", "planner tokens": "planner"}
-
-
-@torch.no_grad()
-def true_tokens(pipe: T2VPipeline, prompt: str, num_frames: int, seed: int) -> torch.Tensor:
-    """Tokens (1, clips, K, token_dim) of the generator's video for `prompt` and `seed`, as FIFO plans its clips."""
-    latent_frames = 1 + math.ceil((num_frames - 1) / pipe.vae_scale_factor_temporal)
-    num_clips = math.ceil(latent_frames / pipe.latent_frames_per_clip)
-    frames = 1 + pipe.vae_scale_factor_temporal * (num_clips * pipe.latent_frames_per_clip - 1)  # whole clips
-    video = torch.from_numpy(render_video(prompt, frames, seed)).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
-    latents = encode_latents(pipe.vae, video.to(pipe.vae.device, pipe.vae.dtype))
-    return pipe.encode_video_tokens(latents, num_clips).to(pipe.transformer.device, pipe.transformer.dtype)
-
-
-def through_codec(pipe: T2VPipeline, tokens: torch.Tensor) -> torch.Tensor:
-    """`tokens` encoded and decoded by the token codec: what the planner's space can hold of them."""
-    codes = pipe.token_codec.encode(tokens.to(pipe.token_codec.mean.device, torch.float32))
-    return pipe.token_codec.decode(codes).to(tokens.device, tokens.dtype)
 
 
 def main():

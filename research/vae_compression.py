@@ -1,6 +1,6 @@
 """The default model with a VAE of 4× spatial compression instead of 8×, freshly initialised, for the recipe's VAE stages.
 
-    python benchmarks/vae_compression.py OUT_DIR
+    python research/vae_compression.py OUT_DIR
 
 The packaged VAE folds 2×2 pixels into channels and then halves height and width twice (8×): at
 64×64 a latent frame is 8×8, and the Shapes world's objects (14 px) fall on about two latent cells,

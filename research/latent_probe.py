@@ -1,6 +1,6 @@
 """Is the object's shape in a VAE's latents? A probe on the latent cells around the object.
 
-    python benchmarks/latent_probe.py [--models DIR ...] [--videos-per-pair 8]
+    python research/latent_probe.py [--models DIR ...] [--videos-per-pair 8]
 
 The VAE's ceiling (`vae_ceiling.py`) says what comes back through encoder and decoder together; this
 asks the encoder alone. The Shapes generator renders every color-shape pair (33 frames, the motions
@@ -13,19 +13,15 @@ circles and squares alike means the decoder, not the latent, loses the shape.
 """
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import describe_run  # noqa: E402
-
-from t2v import T2VPipeline, default_model_path  # noqa: E402
-from t2v.shapes.world import COLORS, MOTIONS, SHAPES, render_video_with_truth  # noqa: E402
-from t2v.training.common import encode_latents  # noqa: E402
+from t2v import T2VPipeline, default_model_path
+from t2v.benchmark_utils import describe_run
+from t2v.shapes.world import COLORS, MOTIONS, SHAPES, render_video_with_truth
+from t2v.training.common import encode_latents
 
 NUM_FRAMES = 33
 

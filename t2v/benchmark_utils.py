@@ -1,11 +1,14 @@
-"""What every benchmark in this folder shares: the header it prints first and a timer."""
+"""What the scripts in benchmarks/ and research/ share: the header each prints first (device, date, command) and timers."""
 
 import datetime
 import platform
 import sys
 import time
+from pathlib import Path
 
 import torch
+
+ROOT = Path(__file__).resolve().parents[1]  # the repository, where benchmarks/ and research/ are
 
 
 def describe_run() -> None:
@@ -15,7 +18,9 @@ def describe_run() -> None:
     else:
         device = f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
     print(f"device: {device}; torch {torch.__version__}; date: {datetime.date.today()}")
-    print(f"command: python benchmarks/{' '.join(sys.argv[0].split('/')[-1:] + sys.argv[1:])}")
+    script = Path(sys.argv[0]).resolve()
+    shown = script.relative_to(ROOT) if script.is_relative_to(ROOT) else script
+    print(f"command: python {' '.join([str(shown), *sys.argv[1:]])}")
 
 
 def timed(fn, repeats: int) -> float:

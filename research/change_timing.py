@@ -1,6 +1,6 @@
 """When does a video's color change come? Each color change of each caption, against its time.
 
-    python benchmarks/change_timing.py runs/val20/planner_fifo [more folders...]
+    python research/change_timing.py runs/val20/planner_fifo [more folders...]
 
 Reads back a folder of videos and its metadata.jsonl (as `shapes_ablation.py` writes them) and, for
 every video whose caption changes color, prints the object's color second by second (the color
@@ -12,18 +12,15 @@ one went.
 """
 
 import argparse
-import sys
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import describe_run  # noqa: E402
-
-from t2v.shapes.bench import FPS, measure_video, read_metadata  # noqa: E402
-from t2v.shapes.world import parse_caption, segment_starts, trajectory  # noqa: E402
-from t2v.video_io import read_video  # noqa: E402
+from t2v.benchmark_utils import describe_run
+from t2v.shapes.bench import FPS, measure_video, read_metadata
+from t2v.shapes.world import parse_caption, segment_starts, trajectory
+from t2v.video_io import read_video
 
 
 def color_onsets(colors: list[str | None], expected: list[dict], starts: list[int], hold: int = 2 * FPS) -> list[tuple[int, int | None]]:

@@ -1,6 +1,6 @@
 """A picture of one video made several ways: the same file from several folders, a frame every few seconds.
 
-    python benchmarks/change_strip.py --file 01-seed0.mp4 --every 4 --out docs/storyboard_change.png \
+    python research/change_strip.py --file 01-seed0.mp4 --every 4 --out docs/storyboard_change.png \
         runs/ablation/planner_fifo runs/ablation/planner_fifo-whole-caption
 
 Reads back videos that `shapes_ablation.py` wrote (each folder's metadata.jsonl names the caption,
@@ -10,14 +10,11 @@ prompt, "a cyan square moves in a circle, then it turns blue", whose change is d
 """
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from shapes_ablation import write_strip  # noqa: E402
-
-from t2v.shapes.bench import read_metadata  # noqa: E402
-from t2v.video_io import read_video  # noqa: E402
+from t2v.shapes.bench import read_metadata
+from t2v.shapes.evaluate import write_strip
+from t2v.video_io import read_video
 
 
 def main():

@@ -7,22 +7,18 @@ frames); seams between FIFO windows or clips would show up at their own period i
 are the ablation's default configuration (planner + FIFO) on its held-out prompts and seeds, jumps
 as ShapesBench counts them (`VideoScore.jump_frames`).
 
-    python benchmarks/jump_phase.py [--model DIR] [--seconds 30] [--prompts 5] [--seeds 2]
+    python research/jump_phase.py [--model DIR] [--seconds 30] [--prompts 5] [--seeds 2]
 """
 
 import argparse
-import sys
 from collections import Counter
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from common import describe_run  # noqa: E402
-from shapes_ablation import add_prompt_options, held_out_prompts  # noqa: E402
-
-from t2v import T2VPipeline, default_model_path  # noqa: E402
-from t2v.shapes.bench import score_video  # noqa: E402
+from t2v import T2VPipeline, default_model_path
+from t2v.benchmark_utils import describe_run
+from t2v.shapes.bench import score_video
+from t2v.shapes.evaluate import add_prompt_options, held_out_prompts
 
 
 def main():

@@ -1,6 +1,6 @@
 """Seconds per To2V training step with AdamW's three implementations: single-tensor, foreach and fused.
 
-    python benchmarks/optimizer_step.py [--steps 20] [--rounds 3] [--batch 16]
+    python research/optimizer_step.py [--steps 20] [--rounds 3] [--batch 16]
 
 On a CPU, `torch.optim.AdamW` falls back to its single-tensor loop (foreach and fused are its
 defaults on CUDA only), and a profile of the Shapes recipe's To2V step puts 7% of it there
@@ -13,14 +13,11 @@ implementation's seconds per step relative to the single-tensor loop's.
 
 import argparse
 import copy
-import sys
-from pathlib import Path
 
 import torch
+from denoiser_width import CONFIGS, build, step_fn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import describe_run, timed_interleaved  # noqa: E402
-from denoiser_width import CONFIGS, build, step_fn  # noqa: E402
+from t2v.benchmark_utils import describe_run, timed_interleaved
 
 IMPLEMENTATIONS = {"single-tensor": dict(foreach=False), "foreach": dict(foreach=True), "fused": dict(fused=True)}
 

@@ -1,6 +1,6 @@
 """ShapesBench of one model under different sampling settings: guidance, planner guidance, steps, shift.
 
-    python benchmarks/sampling_sweep.py --out runs/sweep [--model DIR] [--seconds 30] [--prompts 10]
+    python research/sampling_sweep.py --out runs/sweep [--model DIR] [--seconds 30] [--prompts 10]
         [--seeds 1] [--prompt-seed 1] [--axes guidance_scale shift ...]
         [--set guidance_scale=3 shift=2 ...]
 
@@ -27,18 +27,15 @@ prints one markdown table row per setting and writes OUT/sweep.json.
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 from diffusers import FlowMatchEulerDiscreteScheduler
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import describe_run  # noqa: E402
-from shapes_ablation import METRICS, add_prompt_options, held_out_prompts, render_folder, table_cells  # noqa: E402
-
-from t2v import T2VPipeline, default_model_path  # noqa: E402
-from t2v.shapes.bench import evaluate_folder  # noqa: E402
+from t2v import T2VPipeline, default_model_path
+from t2v.benchmark_utils import describe_run
+from t2v.shapes.bench import evaluate_folder
+from t2v.shapes.evaluate import METRICS, add_prompt_options, held_out_prompts, render_folder, table_cells
 
 AXES = {
     "guidance_scale": [1.0, 3.0, 7.0, 10.0],

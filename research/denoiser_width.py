@@ -1,6 +1,6 @@
 """Seconds per To2V training step against the denoiser's width, depth and batch, on the packaged model's windows.
 
-    python benchmarks/denoiser_width.py [--steps 20] [--batch 16 32] [--latent 8 16] [--configs 0 3]
+    python research/denoiser_width.py [--steps 20] [--batch 16 32] [--latent 8 16] [--configs 0 3]
 
 The Shapes recipe's To2V stage is the longest (about 50 of its 81 minutes on a 2-core CPU), and the
 packaged denoiser is tiny (4 blocks of width 64): at FIFO windows of 80 tokens its matrices are so
@@ -15,17 +15,13 @@ parameters.
 """
 
 import argparse
-import sys
-from pathlib import Path
 
 import torch
 from diffusers import WanTransformer3DModel
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import describe_run, timed_interleaved  # noqa: E402
-
-from t2v.models.denoiser import FrameTokenAttnProcessor, expand_frame_timesteps  # noqa: E402
-from t2v.shapes.model import LATENT_CHANNELS, TEXT_CONTEXT, TEXT_DIM, TOKEN_DIM  # noqa: E402
+from t2v.benchmark_utils import describe_run, timed_interleaved
+from t2v.models.denoiser import FrameTokenAttnProcessor, expand_frame_timesteps
+from t2v.shapes.model import LATENT_CHANNELS, TEXT_CONTEXT, TEXT_DIM, TOKEN_DIM
 
 CONFIGS = {  # name: (heads, head dim, ffn, layers)
     "width 64, 4 blocks (packaged)": (4, 16, 256, 4),

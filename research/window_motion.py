@@ -3,28 +3,24 @@
 A video of one window (one clip, 17 frames for the packaged model) is ordinary sampling: no FIFO
 queue, no diagonal noise levels, no neighbouring windows. If the denoiser moved the object right
 in one window and FIFO lost it, one-window videos would score far better on motion than long ones.
-For every motion of SHAPES.md, `--pairs` color-shape pairs seen in training (never the held-out
+For every motion of docs/shapes_world.md, `--pairs` color-shape pairs seen in training (never the held-out
 ones, so that composition is not what is measured), seed i for the i-th pair: one window, and a
 FIFO video of `--seconds` of which the frames after the first window are scored (FIFO samples its
 first window exactly as the one-window video does). ShapesBench's motion accuracy (windows of 2 s)
 and jumps per minute, by motion:
 
-    python benchmarks/window_motion.py [--model DIR] [--pairs 8] [--seconds 20]
+    python research/window_motion.py [--model DIR] [--pairs 8] [--seconds 20]
 """
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from common import describe_run  # noqa: E402
-
-from t2v import T2VPipeline, default_model_path  # noqa: E402
-from t2v.shapes.bench import score_video, summarize  # noqa: E402
-from t2v.shapes.world import COLORS, HELD_OUT, MOTIONS, SHAPES, format_caption  # noqa: E402
+from t2v import T2VPipeline, default_model_path
+from t2v.benchmark_utils import describe_run
+from t2v.shapes.bench import score_video, summarize
+from t2v.shapes.world import COLORS, HELD_OUT, MOTIONS, SHAPES, format_caption
 
 
 def training_pairs(count: int, seed: int = 0) -> list[tuple[str, str]]:

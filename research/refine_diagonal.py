@@ -6,8 +6,8 @@ all frames (`t2v.training.common.fifo_sigmas`). At inference every window after 
 diagonal of the pipeline's 25 steps. This runs the To2V script with `diagonal_share` and the range
 of S replaced, so that a refine on the inference windows alone can be measured against the recipe's:
 
-    python benchmarks/refine_diagonal.py SHARE S_MIN S_MAX [train_to2v.py options]
-    python benchmarks/refine_diagonal.py 1.0 25 25 --config training/recipes/shapes/refine.yaml \\
+    python research/refine_diagonal.py SHARE S_MIN S_MAX [train_to2v.py options]
+    python research/refine_diagonal.py 1.0 25 25 --config training/recipes/shapes/refine.yaml \\
         --latents_dir runs/latents --model t2v/default_model --output_dir runs/refine_diag
 
 (`0.5 10 50` is the script's own setting.) The options after the three numbers are train_to2v.py's.
