@@ -125,12 +125,9 @@ def train(args):
 
 
 def score(args):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from token_ceiling import through_codec, true_tokens
-
     from t2v import T2VPipeline
     from t2v.shapes.bench import evaluate_folder
-    from t2v.shapes.evaluate import METRICS, generate, held_out_prompts
+    from t2v.shapes.evaluate import METRICS, generate, held_out_prompts, through_codec, true_tokens
 
     out = Path(args.out)
     run_dir = out / args.name

@@ -149,11 +149,12 @@ def cmd_generate(args) -> int:
     if args.attention != "dense":
         pipe.enable_sparse_attention(args.attention_density, args.attention)
     seconds = args.seconds if args.frames is None and args.seconds is not None else (None if args.frames else 4.0)
-    storyboard = args.storyboard
-    if storyboard is None and pipe.config.get("caption_grammar") == "shapes":  # a caption with changes, split into its parts
-        from .shapes.world import auto_storyboard
+    if args.storyboard is None:
+        from .shapes import storyboard_for  # splits a Shapes caption with changes, for a model trained on that grammar
 
-        storyboard = auto_storyboard(args.prompt)
+        storyboard = storyboard_for(pipe, args.prompt)
+    else:
+        storyboard = args.storyboard
     if storyboard and len(storyboard) > 1:
         print(f"storyboard: {len(storyboard)} parts: " + " | ".join(storyboard), file=sys.stderr)
     stream = pipe.stream(

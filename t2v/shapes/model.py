@@ -12,6 +12,7 @@ from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTran
 from ..checks import OneLineParser
 from ..models import TokenCodec, VideoTokenizer
 from ..models.text_encoder import build_text_encoder, build_word_tokenizer
+from . import GRAMMAR
 from .world import vocabulary
 
 RANDOM_WEIGHTS = (
@@ -100,7 +101,7 @@ def build_default_pipeline(seed: int = 0, trained_on: str = RANDOM_WEIGHTS, widt
         width=64,
         trained_on=trained_on,
         text_context_length=TEXT_CONTEXT,
-        caption_grammar="shapes",
+        caption_grammar=GRAMMAR,
     )
 
 
