@@ -30,7 +30,10 @@ def default_output_name(prompt: str, extension: str = ".mp4") -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = OneLineParser(prog="t2v", description="Text-to-video: minute-long videos from a prompt.")
+    parser.add_argument("--version", action="version", version=f"t2v {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
 
     gen = sub.add_parser("generate", help="make a video from a prompt", description="Make a video from a prompt.")
@@ -141,7 +144,10 @@ def cmd_generate(args) -> int:
         raise UsageError("The prompt is empty; describe the video you want.")
     if args.storyboard and not all(part.strip() for part in args.storyboard):
         raise UsageError("A --storyboard part is empty; give one prompt for each part of the video.")
-    output = check_output_path(args.output or default_output_name(args.prompt))
+    try:
+        output = check_output_path(args.output or default_output_name(args.prompt))
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     device = _resolve_device(args.device)
     if args.attention_density > 1:
         raise UsageError(f"--attention-density must be at most 1, got {args.attention_density:g}.")
@@ -157,31 +163,39 @@ def cmd_generate(args) -> int:
         storyboard = args.storyboard
     if storyboard and len(storyboard) > 1:
         print(f"storyboard: {len(storyboard)} parts: " + " | ".join(storyboard), file=sys.stderr)
-    stream = pipe.stream(
-        args.prompt,
-        negative_prompt=args.negative_prompt,
-        num_frames=args.frames,
-        seconds=seconds,
-        fps=args.fps,
-        height=args.height,
-        width=args.width,
-        num_inference_steps=args.steps,
-        guidance_scale=args.guidance_scale,
-        planner_steps=args.planner_steps,
-        planner_guidance_scale=args.planner_guidance_scale,
-        stitching=args.stitching,
-        lookahead=args.lookahead,
-        storyboard=storyboard,
-        generator=torch.Generator(device).manual_seed(args.seed),
-    )
-    # frames go to the file as they are made; Ctrl-C keeps what was made as a playable video
-    written, interrupted = write_frames((chunk[0] for chunk in stream), output, stream.fps)
+    try:  # the pipeline's own checks of the request (size, length), before anything is written
+        stream = pipe.stream(
+            args.prompt,
+            negative_prompt=args.negative_prompt,
+            num_frames=args.frames,
+            seconds=seconds,
+            fps=args.fps,
+            height=args.height,
+            width=args.width,
+            num_inference_steps=args.steps,
+            guidance_scale=args.guidance_scale,
+            planner_steps=args.planner_steps,
+            planner_guidance_scale=args.planner_guidance_scale,
+            stitching=args.stitching,
+            lookahead=args.lookahead,
+            storyboard=storyboard,
+            generator=torch.Generator(device).manual_seed(args.seed),
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    # frames go to the file as they are made; Ctrl-C keeps what was made as a playable video. A name made from
+    # the prompt never replaces an existing file (the video becomes NAME-2.mp4, ...); an explicit -o does.
+    output, written, interrupted = write_frames((chunk[0] for chunk in stream), output, stream.fps, keep_existing=not args.output)
     if interrupted:
-        print(f"\nt2v: interrupted; wrote the first {written / stream.fps:.1f} s ({written} frames) to {output}", file=sys.stderr)
+        print(f"\nt2v: interrupted; wrote the first {written / stream.fps:.1f} s ({_frames(written)}) to {output}", file=sys.stderr)
         return 130
     height, width = args.height or pipe.config.height, args.width or pipe.config.width
-    print(f"wrote {output} ({written} frames, {width}x{height}, {stream.fps:g} fps)")
+    print(f"wrote {output} ({_frames(written)}, {width}x{height}, {stream.fps:g} fps)")
     return 0
+
+
+def _frames(count: int) -> str:
+    return f"{count} frame" + ("" if count == 1 else "s")
 
 
 def cmd_calibrate_attention(args) -> int:
@@ -274,13 +288,17 @@ def _folder_size(path: Path) -> int:
 
 def cmd_info(args) -> int:
     from . import default_model_path
+    from .models.text_encoder import word_vocabulary
 
     pipe = _load(args.model)
     root = Path(args.model or default_model_path())
     cfg = pipe.config
     print(f"model: {root.resolve()}")
     print(f"trained on: {cfg.trained_on}")
-    print(f"video: {cfg.width}x{cfg.height} at {cfg.fps} fps, clips of {cfg.clip_frames} frames")
+    print(f"video: trained at {cfg.width}x{cfg.height}, {cfg.fps} fps, clips of {cfg.clip_frames} frames")
+    words = word_vocabulary(pipe.tokenizer)
+    if words is not None:  # a word-level tokenizer: any other word is read as unknown
+        print(f"vocabulary: {len(words)} words: {' '.join(words)}")
     grid = tuple(pipe.video_tokenizer.config.grid)
     print(f"condensed tokens: {pipe.video_tokenizer.num_tokens} per clip on a {grid} grid, "
           f"{pipe.video_tokenizer.config.token_dim} channels, planned in {pipe.token_codec.config.codec_dim}")

@@ -1,10 +1,12 @@
 """Writing and reading video files with imageio (ffmpeg from imageio-ffmpeg for mp4/webm, Pillow for gif).
 
-Files are written under a temporary name beside the target and renamed only when complete, so a
-failed or interrupted write never leaves a half-written video under the name the user asked for.
+Files are written under a temporary name of their own beside the target (unique to the writer, so
+two programs writing the same file never share one) and renamed only when complete, so a failed or
+interrupted write never leaves a half-written video under the name the user asked for.
 """
 
 import os
+import secrets
 import signal
 import threading
 from contextlib import contextmanager
@@ -35,11 +37,15 @@ class VideoWriter:
     Use as a context manager: leaving the block by an exception removes the partial file, except Ctrl-C
     (KeyboardInterrupt) once frames were written: then the file is closed and kept, a playable video of
     what was made so far. Ctrl-C during `append` lands once the chunk is written.
+
+    With `keep_existing`, a file already at `path` is never replaced: the video takes the first free name
+    `stem-2.mp4`, `stem-3.mp4`, ... when it is complete, and `path` then says which.
     """
 
-    def __init__(self, path: str | os.PathLike, fps: float):
+    def __init__(self, path: str | os.PathLike, fps: float, keep_existing: bool = False):
         self.path = check_output_path(path)
-        self.partial = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+        self.keep_existing = keep_existing
+        self.partial = self.path.with_name(f".{self.path.stem}.{os.getpid()}-{secrets.token_hex(4)}.partial{self.path.suffix}")
         suffix = self.path.suffix.lower()
         if suffix == ".gif":
             self._writer = imageio.get_writer(self.partial, mode="I", duration=1000.0 / fps, loop=0)
@@ -69,6 +75,8 @@ class VideoWriter:
 
     def close(self) -> Path:
         self._writer.close()
+        if self.keep_existing:
+            self.path = _reserve_free_name(self.path)
         os.replace(self.partial, self.path)
         return self.path
 
@@ -86,6 +94,19 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
+
+
+def _reserve_free_name(path: Path) -> Path:
+    """The first of `path`, `stem-2.suffix`, `stem-3.suffix`, ... that does not exist, created empty at once
+    (O_EXCL), so that two writers can never pick the same one."""
+    for n in range(1, 10_000):
+        candidate = path if n == 1 else path.with_name(f"{path.stem}-{n}{path.suffix}")
+        try:
+            os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return candidate
+        except FileExistsError:
+            continue
+    raise ValueError(f"Cannot find a free name for {path}: {path.stem}-2 to -9999 all exist.")
 
 
 @contextmanager
@@ -112,21 +133,25 @@ def _ctrl_c_held():
         previous(signal.SIGINT, caught[0])
 
 
-def write_frames(frames, path: str | os.PathLike, fps: float) -> tuple[int, bool]:
+def write_frames(frames, path: str | os.PathLike, fps: float, keep_existing: bool = False) -> tuple[Path, int, bool]:
     """Write an iterable of float frame chunks (n, H, W, 3) in [0, 1] to `path` as they come.
 
-    Returns (frames written, interrupted). Ctrl-C after the first frame keeps the file, playable, with
-    what was written; before it, KeyboardInterrupt propagates and no file is left.
+    Returns (the file written, frames written, interrupted): with `keep_existing` the file may be
+    `stem-2.mp4` and so on (see `VideoWriter`). Ctrl-C after the first frame keeps the file, playable,
+    with what was written; before it, KeyboardInterrupt propagates and no file is left.
     """
-    with VideoWriter(path, fps) as writer:
+    writer = VideoWriter(path, fps, keep_existing)
+    with writer:
         try:
             for chunk in frames:
                 writer.append(to_uint8(chunk))
         except KeyboardInterrupt:
             if not writer.frames_written:
                 raise
-            return writer.frames_written, True
-    return writer.frames_written, False
+            interrupted = True
+        else:
+            interrupted = False
+    return writer.path, writer.frames_written, interrupted
 
 
 def to_uint8(frames: np.ndarray) -> np.ndarray:

@@ -59,3 +59,22 @@ def build_text_encoder(vocab_size: int, d_model: int = 64, num_layers: int = 2, 
         decoder_start_token_id=0,
     )
     return UMT5EncoderModel(config)
+
+
+def word_vocabulary(tokenizer) -> list[str] | None:
+    """The words a word-level tokenizer knows, special tokens left out, in its order; None for any other tokenizer."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or not isinstance(backend.model, WordLevel):
+        return None
+    special = set(tokenizer.all_special_tokens)
+    return [word for word, _ in sorted(tokenizer.get_vocab().items(), key=lambda item: item[1]) if word not in special]
+
+
+def unknown_words(tokenizer, prompt: str) -> list[str]:
+    """The pieces of `prompt` that `tokenizer` reads as its unknown token, once each, in order ([] when it has none)."""
+    backend, unk = getattr(tokenizer, "backend_tokenizer", None), tokenizer.unk_token_id
+    if backend is None or unk is None:
+        return []
+    encoding = backend.encode(prompt, add_special_tokens=False)
+    found = [prompt[start:end] for token, (start, end) in zip(encoding.ids, encoding.offsets) if token == unk]
+    return list(dict.fromkeys(found))
