@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="share of key blocks sparse attention keeps, at most 1 (default: 0.25)")
     gen.add_argument("--seed", type=int, default=0, help="random seed; the same seed on the same device gives the same video (default: 0)")
     gen.add_argument("--model", help="a t2v model folder (default: the model shipped with t2v)")
+    gen.add_argument("--lora", metavar="DIR", help="a LoRA adapter of the model's denoiser (train_to2v.py --train_mode lora writes OUT/lora)")
+    gen.add_argument("--lora-scale", type=argparse_type("--lora-scale", finite=True), default=1.0,
+                     help="how strongly the adapter applies: 0 is the model alone (default: 1)")
     gen.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run (default: auto, a GPU if there is one)")
 
     data = sub.add_parser("data", help="make training data", description="Make training data.")
@@ -151,7 +154,12 @@ def cmd_generate(args) -> int:
     device = _resolve_device(args.device)
     if args.attention_density > 1:
         raise UsageError(f"--attention-density must be at most 1, got {args.attention_density:g}.")
+    if args.lora_scale != 1.0 and not args.lora:
+        raise UsageError("--lora-scale needs --lora, the adapter it scales.")
     pipe = _load(args.model, device)
+    if args.lora:
+        pipe.load_lora_weights(args.lora, adapter_name="lora")  # refused, in one sentence, if made on another model
+        pipe.set_adapters(["lora"], [args.lora_scale])
     if args.attention != "dense":
         pipe.enable_sparse_attention(args.attention_density, args.attention)
     seconds = args.seconds if args.frames is None and args.seconds is not None else (None if args.frames else 4.0)

@@ -6,7 +6,8 @@ The cache (t2v/training/latents.py, `cache_latents`) is what `train_to2v.py`, `f
 `train_planner.py` read with --latents_dir, so the VAE's encoder runs once instead of at every step.
 """
 
+from t2v.training.args import run
 from t2v.training.cache import main
 
 if __name__ == "__main__":
-    main()
+    run(main)

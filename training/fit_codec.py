@@ -6,7 +6,8 @@ The tokens of every clip are gathered in t2v/training/codec.py and `TokenCodec.f
 computes the projection the planner works in. There is no loss to change.
 """
 
+from t2v.training.args import run
 from t2v.training.codec import main
 
 if __name__ == "__main__":
-    main()
+    run(main)

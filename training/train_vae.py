@@ -10,7 +10,8 @@ Where each part of the stage lives (t2v/training/vae.py):
 - the loop (accelerate, EMA, checkpoints, resume): t2v/training/loop.py, shared by every stage.
 """
 
+from t2v.training.args import run
 from t2v.training.vae import main
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -5,6 +5,8 @@ the defaults and the command line overrides them. An unknown key is an error, no
 """
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
 from ..checks import OneLineParser
@@ -70,3 +72,19 @@ def parse_training_args(parser: argparse.ArgumentParser, argv: list[str] | None 
     if not args.learning_rate > 0:
         parser.error(f"--learning_rate must be greater than 0, got {args.learning_rate}")
     return args
+
+
+def run(main) -> None:
+    """Run a training script's `main`: a problem with the data, the model or the options ends it with one line on
+    stderr and exit status 1, Ctrl-C with 130 (set T2V_DEBUG=1 to see the traceback instead)."""
+    name = Path(sys.argv[0]).name
+    try:
+        main()
+    except KeyboardInterrupt:
+        print(f"\n{name}: interrupted; the last checkpoint is kept (go on with --resume_from_checkpoint latest).", file=sys.stderr)
+        raise SystemExit(130) from None
+    except (ValueError, OSError, FloatingPointError) as err:
+        if os.environ.get("T2V_DEBUG"):
+            raise
+        print(f"{name}: error: {' '.join(str(err).split())}", file=sys.stderr)
+        raise SystemExit(1) from None

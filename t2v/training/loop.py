@@ -44,7 +44,8 @@ class StepBatchSampler(Sampler):
         self.steps_per_epoch = size // (batch_size * world)
         if self.steps_per_epoch == 0:
             raise ValueError(
-                f"The data set has {size} items, fewer than one global batch ({batch_size} x {world} processes)."
+                f"The data set has {size} items, fewer than one global batch ({batch_size} x {world} processes): "
+                f"lower --train_batch_size to {max(1, size // world)} or add videos."
             )
 
     def indices(self, step: int) -> list[int]:
@@ -89,6 +90,7 @@ class Stage:
         export: `export(model, output_dir)` with the unwrapped model (EMA weights when --use_ema).
         validate: optional `validate(model, path_without_extension)` writing a validation video.
         collate: optional collate function.
+        export_name: the folder under OUTPUT_DIR that `export` writes and `train` returns.
     """
 
     name: str
@@ -97,6 +99,7 @@ class Stage:
     export: Callable
     validate: Callable | None = None
     collate: Callable | None = None
+    export_name: str = "model"
 
 
 def checkpoints(output_dir: Path) -> list[Path]:
@@ -205,7 +208,7 @@ def train(stage: Stage, args) -> Path:
             _validate(accelerator, stage, model, ema, params, output_dir, global_step)
     progress.close()
 
-    export_dir = output_dir / "model"
+    export_dir = output_dir / stage.export_name
     if accelerator.is_main_process:
         unwrapped = accelerator.unwrap_model(model).eval()
         with _ema_weights(ema, params), torch.no_grad():

@@ -5,10 +5,12 @@ to rebuild the clip from its text and those tokens, so the tokenizer is trained 
 loss alone and the denoiser becomes its de-tokenizer. Text and tokens are each dropped now and then
 (empty prompt / zero tokens) so that classifier-free guidance works at inference.
 
-`--train_mode` picks what of the denoiser learns: `full`; `lora` (peft adapters on the attention
-projections, as for a large pretrained base); `tokens_only` (the base frozen, only the image branch
-that reads the tokens — TokensGen's recipe with a frozen base). The image branch and the tokenizer
-always train. `--train_text_encoder` trains the text encoder too (for worlds trained from scratch).
+`--train_mode` picks what of the denoiser learns: `full`; `tokens_only` (the base frozen, only the image
+branch that reads the tokens — TokensGen's recipe with a frozen base; the tokenizer trains with it);
+`lora` (fine-tuning a finished model on your own videos: peft adapters on the denoiser's attention
+projections, the token branch's included, and nothing else, so the adapter alone, OUTPUT_DIR/lora,
+carries the change and applies to the model it was made on: `t2v generate --lora OUTPUT_DIR/lora`).
+`--train_text_encoder` trains the text encoder too (for worlds trained from scratch).
 
 With `--latents_dir` (a cache from training/cache_latents.py) the stage trains as FIFO samples:
 windows of one clip's length at any offset of a continuous latent video, every frame following the
@@ -19,10 +21,13 @@ pipeline's `storyboard` gives such a window at inference); `--freeze_tokenizer` 
 finished model's codec and planner were fitted to.
 """
 
+import warnings
+
 import torch
 from torch import nn
 
 from ..models.denoiser import expand_frame_timesteps
+from ..pipelines.adapters import save_adapter
 from .args import parse_training_args, training_parser
 from .common import (
     encode_latents,
@@ -39,7 +44,7 @@ from .latents import LatentVideos, LatentWindows
 from .loop import Stage, train
 
 IMAGE_BRANCH = ("add_k_proj", "add_v_proj", "norm_added_k", "condition_embedder.image_embedder")
-LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
+LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "add_k_proj", "add_v_proj"]
 
 
 class To2VTraining(nn.Module):
@@ -79,10 +84,27 @@ class To2VTraining(nn.Module):
         return flow_matching_loss(predict, latents.to(self.transformer.dtype), self.scheduler, generator, sigma=sigma)
 
 
+@torch.no_grad()
+def warn_if_unlike_the_vae(pipe, dataset, count: int = 8) -> None:
+    """Warn when the videos' normalised latents are far from the VAE's own statistics (mean 0, std 1):
+    the VAE was trained on other videos, so the denoiser would learn to draw what the VAE cannot."""
+    latents = torch.cat([encode_latents(pipe.vae, dataset.get(i, seed=i)["video"][None]).flatten()
+                         for i in range(min(count, len(dataset)))])
+    mean, std = latents.mean().item(), latents.std().item()
+    if abs(mean) > 1.0 or not 0.5 < std < 2.0:
+        warnings.warn(
+            f"These videos' latents have mean {mean:.2f} and std {std:.2f} where this model's VAE gives about 0 and 1 on "
+            "what it was trained on: the VAE does not know videos like these, and the denoiser cannot learn to draw "
+            "them well. Train the VAE on them first (training/train_vae.py --data_dir ...; README, Training).",
+            stacklevel=2,
+        )
+
+
 def set_trainable(pipe, mode: str, rank: int, train_text_encoder: bool, train_tokenizer: bool = True) -> None:
+    """What trains in each --train_mode (see the module's docstring); in `lora` only the adapters."""
     freeze(pipe.vae, pipe.planner)
     pipe.text_encoder.requires_grad_(train_text_encoder)
-    pipe.video_tokenizer.requires_grad_(train_tokenizer)
+    pipe.video_tokenizer.requires_grad_(train_tokenizer and mode != "lora")
     transformer = pipe.transformer
     if mode == "full":
         transformer.requires_grad_(True)
@@ -92,6 +114,7 @@ def set_trainable(pipe, mode: str, rank: int, train_text_encoder: bool, train_to
         from peft import LoraConfig
 
         transformer.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=LORA_TARGETS))
+        return
     for name, param in transformer.named_parameters():
         if any(part in name for part in IMAGE_BRANCH):
             param.requires_grad_(True)
@@ -114,6 +137,8 @@ def main(argv=None):
     args = parse_training_args(parser, argv)
     if not 0.0 <= args.part_prompts <= 1.0:
         parser.error(f"--part_prompts must be between 0 and 1, got {args.part_prompts:g}.")
+    if args.train_mode == "lora" and args.train_text_encoder:
+        parser.error("--train_mode lora trains adapters of the denoiser alone; leave out --train_text_encoder")
 
     pipe = load_base(args.model)
     set_trainable(pipe, args.train_mode, args.lora_rank, args.train_text_encoder, not args.freeze_tokenizer)
@@ -123,24 +148,22 @@ def main(argv=None):
         dataset = LatentWindows(LatentVideos(args.latents_dir), pipe.latent_frames_per_clip, args.part_prompts)
     else:
         dataset = video_dataset(args, pipe, num_frames=pipe.config.clip_frames)
+        warn_if_unlike_the_vae(pipe, dataset)
     previous = pipe.config.trained_on
 
     def export(model, output_dir):
-        if args.train_mode == "lora":
+        if args.train_mode == "lora":  # the adapter alone; the model it applies to is unchanged
             from peft.utils import get_peft_model_state_dict
 
-            lora = get_peft_model_state_dict(model.transformer)
-            type(pipe).save_lora_weights(output_dir.parent / "lora", transformer_lora_layers=lora)
-            model.transformer.unload_lora()  # the exported base stays plain; the adapter is loaded on top
+            save_adapter(pipe, get_peft_model_state_dict(model.transformer), output_dir, trained_on(args, "LoRA", previous))
+            return
         pipe.export(output_dir, trained_on(args, f"tokenizer + To2V ({args.train_mode})", previous))
-        if args.train_mode == "lora":
-            pipe.load_lora_weights(output_dir.parent / "lora")
 
     def validate(model, path):
         write_validation(pipe, args.validation_prompt, path, pipe.config.fps)
 
     model = To2VTraining(pipe, args.text_dropout, args.token_dropout)
-    return train(Stage("to2v", model, dataset, export, validate), args)
+    return train(Stage("to2v", model, dataset, export, validate, export_name="lora" if args.train_mode == "lora" else "model"), args)
 
 
 if __name__ == "__main__":
