@@ -173,3 +173,64 @@ def test_bad_input_one_line_nonzero_no_file(tmp_path, broken, case):
     assert lines[0].startswith("t2v: error: ")
     assert "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == []  # nothing written, not even a partial file
+
+
+def _start_cli(*args, cwd):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("T2V_DEBUG", None)
+    return subprocess.Popen([sys.executable, "-m", "t2v.cli", *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def test_two_generates_at_once_lose_nothing(tmp_path):
+    """Two runs writing the same -o at once both finish, and the file holds one whole video of the two; two runs
+    whose names come from the same prompt write two files, each reported by the run that made it."""
+    runs = [_start_cli("generate", "a red circle", "--frames", "9", "--seed", str(seed), "-o", "same.mp4", *FAST, cwd=tmp_path)
+            for seed in (0, 1)]
+    results = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], results
+    for seed in (0, 1):
+        assert run_cli("generate", "a red circle", "--frames", "9", "--seed", str(seed), "-o", f"alone{seed}.mp4", *FAST,
+                       cwd=tmp_path).returncode == 0
+    same = (tmp_path / "same.mp4").read_bytes()
+    assert same in ((tmp_path / "alone0.mp4").read_bytes(), (tmp_path / "alone1.mp4").read_bytes())
+
+    named = tmp_path / "named"
+    named.mkdir()
+    runs = [_start_cli("generate", "a blue square stays still", "--frames", "5", "--seed", str(seed), *FAST, cwd=named) for seed in (0, 1)]
+    outputs = [run.communicate(timeout=300)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    reported = sorted(line.split()[1] for out in outputs for line in out.splitlines() if line.startswith("wrote "))
+    assert reported == ["a-blue-square-stays-still-2.mp4", "a-blue-square-stays-still.mp4"]
+    assert sorted(p.name for p in named.iterdir()) == reported  # both videos, no temporary file
+    assert all(read_video(named / name)[0].shape == (5, 64, 64, 3) for name in reported)
+
+
+def test_version_and_no_option_prefixes(tmp_path):
+    result = run_cli("--version", cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.startswith("t2v ")
+    result = run_cli("generate", "a red circle", "--second", "1", cwd=tmp_path)  # not taken for --seconds
+    assert result.returncode == 2 and result.stderr.startswith("t2v: error: ") and "--second" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_warnings_when_a_request_is_outside_what_the_model_knows(tmp_path):
+    """Unknown words are named in one warning; a size or frame rate other than the trained one gets one; a prompt
+    the model knows, at its own size, gets none. The video is made all the same."""
+    result = run_cli("generate", "a dragon flies over a castle", "--frames", "5", "-o", "d.mp4", *FAST, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    warned = [line for line in result.stderr.splitlines() if "does not know the words" in line]
+    assert len(warned) == 1 and all(f"'{w}'" in warned[0] for w in ("dragon", "flies", "over", "castle")) and "'a'" not in warned[0]
+    result = run_cli("generate", "a red circle stays still", "--frames", "5", "--height", "128", "--fps", "16", "-o", "s.mp4", *FAST,
+                     cwd=tmp_path)
+    assert result.returncode == 0 and result.stderr.count("outside what it knows") == 1 and "does not know" not in result.stderr
+    result = run_cli("generate", "a red circle stays still", "--frames", "5", "-o", "k.mp4", *FAST, cwd=tmp_path)
+    assert result.returncode == 0 and "does not know" not in result.stderr and "outside what it knows" not in result.stderr
+
+
+def test_info_lists_the_words_and_the_trained_size(tmp_path):
+    result = run_cli("info", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "trained at 64x64, 8 fps, clips of 17 frames" in result.stdout
+    vocabulary = next(line for line in result.stdout.splitlines() if line.startswith("vocabulary:"))
+    assert all(word in vocabulary.split() for word in ("red", "circle", "bounces", "then", "turns"))

@@ -10,13 +10,19 @@ its own clip's tokens, and each latent frame is decoded as it leaves the queue: 
 frames in constant memory, and `__call__` gathers the same frames into one array. With a storyboard
 (one prompt per equal part of the video, FIFO-Diffusion's multi-prompt generation) each part's clips
 are planned from its own prompt and its windows read that prompt.
+
+Both entry points share one path: `_start` runs steps 1-4 (checks, sizes, prompt encoding, the plan)
+at once and returns a `_Call` holding what the rest needs; `_render` runs steps 5-7 lazily, one
+latent frame at a time, through `_noise`, `_predict`, `_on_step` and `_denoised_frames`, then decodes.
 """
 
 import math
 import os
 import shutil
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from diffusers import AutoencoderKLWan, DiffusionPipeline, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
@@ -34,8 +40,10 @@ from ..fifo import FIFOSampler, denoise_window
 from ..models import TokenCodec, VideoTokenizer
 from ..models.denoiser import TEXT_CONTEXT_LENGTH, check_denoiser, expand_frame_timesteps, set_frame_token_attention, storyboard_part
 from ..models.planner import check_planner, grid_to_tokens
+from ..models.text_encoder import unknown_words
 from ..models.vae import StreamingDecoder
 from ..schedulers import PerFrameFlowMatch
+from .adapters import check_adapter
 from .pipeline_output import T2VPipelineOutput, T2VStream
 
 logger = logging.get_logger(__name__)
@@ -62,6 +70,38 @@ def _first_sentence(err: Exception) -> str:
     if text.count("(") > text.count(")"):  # cut an aside that the first sentence leaves open
         text = text[: text.rfind(" (")]
     return (text or type(err).__name__) + "."
+
+
+@dataclass
+class _Call:
+    """One call of `T2VPipeline`, as steps 1-4 (`_start`) leave it for steps 5-7 (`_render`).
+
+    Made once the inputs are checked and the sizes known (step 2); step 3 adds the prompt embeddings and
+    step 4 the planned tokens. The callback may replace `prompt_embeds` / `negative_prompt_embeds` mid-run.
+    """
+
+    device: torch.device
+    batch_size: int
+    num_frames: int  # pixel frames the call yields in all
+    fps: float
+    num_clips: int
+    window: int  # latent frames per clip, f
+    latent_shape: tuple[int, int, int, int, int]  # (B, C, latent frames, H/8, W/8)
+    storyboard_frames: float  # the frames that the storyboard's parts divide (see `storyboard_part`)
+    num_inference_steps: int
+    guidance_scale: float
+    stitching: str
+    lookahead: bool
+    generator: torch.Generator | list[torch.Generator] | None
+    latents: torch.Tensor | None  # the starting noise given, if any
+    attention_kwargs: dict[str, Any] | None
+    callback_on_step_end: Callable | PipelineCallback | MultiPipelineCallbacks | None
+    callback_on_step_end_tensor_inputs: list[str]
+    decode: bool  # False for output_type="latent"
+    prompt_embeds: torch.Tensor | None = None  # step 3
+    negative_prompt_embeds: torch.Tensor | None = None  # step 3, with guidance
+    storyboard_embeds: torch.Tensor | None = None  # step 3, one prompt per part of the storyboard
+    tokens: torch.Tensor | None = None  # step 4: (B, clips, K, token_dim)
 
 
 class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
@@ -179,10 +219,22 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         if trained_on is not None:
             self.register_to_config(trained_on=trained_on)
         self.save_pretrained(partial)
+        umask = os.umask(0)
+        os.umask(umask)
+        for file in partial.rglob("*"):  # safetensors writes its files readable by their owner alone
+            if file.is_file():
+                file.chmod(0o666 & ~umask)
         if output_dir.exists():
             shutil.rmtree(output_dir)
         os.replace(partial, output_dir)
         return output_dir
+
+    def load_lora_weights(self, pretrained_model_name_or_path_or_dict, adapter_name=None, **kwargs):
+        """diffusers' LoRA loading for the denoiser, after checking that a t2v adapter folder was made on this
+        model (`t2v.pipelines.adapters`): an adapter of another model is refused in one sentence."""
+        if isinstance(pretrained_model_name_or_path_or_dict, (str, os.PathLike)):
+            check_adapter(self, pretrained_model_name_or_path_or_dict)
+        return super().load_lora_weights(pretrained_model_name_or_path_or_dict, adapter_name=adapter_name, **kwargs)
 
     # ------------------------------------------------------------------------------------------------
     # Attention
@@ -311,6 +363,19 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             if unknown:
                 raise ValueError(f"callback_on_step_end_tensor_inputs may name only {self._callback_tensor_inputs}, got {unknown}.")
 
+    def _warn_outside_training(self, prompt, storyboard, height: int, width: int, fps: float) -> None:
+        """One warning each for words the text tokenizer does not know and for a size or frame rate the model was
+        not trained at: the call goes on, but the video will not show what was asked."""
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        unknown = list(dict.fromkeys(w for p in [*prompts, *(storyboard or [])] for w in unknown_words(self.tokenizer, p)))
+        if unknown:
+            logger.warning(f"This model does not know the words {', '.join(map(repr, unknown))}: it reads them as unknown and "
+                           "draws without them (`t2v info` lists the words it knows).")
+        cfg = self.config
+        if (height, width) != (cfg.height, cfg.width) or fps != cfg.fps:
+            logger.warning(f"This model was trained at {cfg.width}x{cfg.height}, {cfg.fps:g} fps; {width}x{height} at {fps:g} fps is "
+                           "outside what it knows, so expect a poorer video (and a longer wait at a higher frame rate).")
+
     def num_frames_for(self, num_frames: int | None, seconds: float | None, fps: float) -> int:
         """The number of frames a call makes: num_frames, or round(seconds·fps), or one clip."""
         if num_frames is not None:
@@ -394,43 +459,31 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
     # ------------------------------------------------------------------------------------------------
     # Generation
 
-    @torch.no_grad()
-    def stream(
+    def _start(
         self,
-        prompt: str | list[str],
-        negative_prompt: str | list[str] | None = None,
-        num_frames: int | None = None,
-        seconds: float | None = None,
-        fps: float | None = None,
-        height: int | None = None,
-        width: int | None = None,
-        num_inference_steps: int = 25,
-        guidance_scale: float = 5.0,
-        planner_steps: int = 25,
-        planner_guidance_scale: float = 3.0,
-        stitching: str = "fifo",
-        lookahead: bool = False,
-        storyboard: list[str] | None = None,
-        generator: torch.Generator | list[torch.Generator] | None = None,
-        latents: torch.Tensor | None = None,
-        attention_kwargs: dict[str, Any] | None = None,
-        callback_on_step_end: Callable[[int, int], None] | PipelineCallback | MultiPipelineCallbacks | None = None,
-        callback_on_step_end_tensor_inputs: list[str] = ["latents"],
-    ) -> T2VStream:
-        r"""
-        Plan a video now and make its frames as they are read: memory stays flat for any length.
-
-        Takes the arguments of `__call__` except `output_type` and `return_dict`. Returns a [`T2VStream`]:
-        iterate it to get (batch, n, height, width, 3) float frames in order; `pipe(...)` gathers the same
-        frames into one array.
-        """
-        stream, _ = self._start(**{k: v for k, v in locals().items() if k != "self"}, decode=True)
-        return stream
-
-    def _start(self, prompt, negative_prompt, num_frames, seconds, fps, height, width, num_inference_steps, guidance_scale,
-               planner_steps, planner_guidance_scale, stitching, lookahead, storyboard, generator, latents, attention_kwargs,
-               callback_on_step_end, callback_on_step_end_tensor_inputs, decode):
-        """Steps 1-4 of a call, done at once; steps 5-7 are returned as a lazy iterator inside the stream."""
+        *,
+        prompt,
+        negative_prompt,
+        num_frames,
+        seconds,
+        fps,
+        height,
+        width,
+        num_inference_steps,
+        guidance_scale,
+        planner_steps,
+        planner_guidance_scale,
+        stitching,
+        lookahead,
+        storyboard,
+        generator,
+        latents,
+        attention_kwargs,
+        callback_on_step_end,
+        callback_on_step_end_tensor_inputs,
+        decode,
+    ) -> _Call:
+        """Steps 1-4 of a call, done at once; returns the `_Call` that steps 5-7 (`_render`) read lazily."""
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         fps = self.config.fps if fps is None else fps
@@ -478,118 +531,200 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         )
         if latents is not None and tuple(latents.shape) != latent_shape:
             raise ValueError(f"latents must have shape {latent_shape} for this call, got {tuple(latents.shape)}.")
-
-        # 3. Encode the prompt
-        prompt_embeds, negative_prompt_embeds = self.encode_prompt(
-            prompt, negative_prompt, guidance_scale > 1.0 or planner_guidance_scale > 1.0, device
+        call = _Call(
+            device=device,
+            batch_size=batch_size,
+            num_frames=num_frames,
+            fps=float(fps),
+            num_clips=num_clips,
+            window=window,
+            latent_shape=latent_shape,
+            # independent clips hold clip_frames pixel frames in `window` latent frames, not window·4
+            storyboard_frames=num_frames * (window * self.vae_scale_factor_temporal / self.config.clip_frames if stitching == "clips" else 1),
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            stitching=stitching,
+            lookahead=lookahead,
+            generator=generator,
+            latents=latents,
+            attention_kwargs=attention_kwargs,
+            callback_on_step_end=callback_on_step_end,
+            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+            decode=decode,
         )
 
-        part_embeds = None if storyboard is None else self.encode_prompt(list(storyboard), None, False, device)[0]
-        # independent clips hold clip_frames pixel frames in `window` latent frames, not window·4
-        storyboard_frames = num_frames * (window * self.vae_scale_factor_temporal / self.config.clip_frames if stitching == "clips" else 1)
+        self._warn_outside_training(prompt, storyboard, height, width, float(fps))
+
+        # 3. Encode the prompt (and, with a storyboard, the prompt of every part)
+        call.prompt_embeds, call.negative_prompt_embeds = self.encode_prompt(
+            prompt, negative_prompt, guidance_scale > 1.0 or planner_guidance_scale > 1.0, device
+        )
+        if storyboard is not None:
+            call.storyboard_embeds = self.encode_prompt(list(storyboard), None, False, device)[0]
 
         # 4. Plan the condensed tokens of every clip in one go (with a storyboard: each part's clips from its prompt)
-        negative = None if planner_guidance_scale <= 1.0 else negative_prompt_embeds.to(self.planner.dtype)
-        if part_embeds is None:
-            texts, counts = prompt_embeds[None], [num_clips]
+        negative = None if planner_guidance_scale <= 1.0 else call.negative_prompt_embeds.to(self.planner.dtype)
+        if call.storyboard_embeds is None:
+            texts, counts = call.prompt_embeds[None], [num_clips]
         else:
             clip_frames = torch.arange(num_clips)[:, None] * window + torch.arange(window)
-            clip_part = storyboard_part(clip_frames, len(storyboard), storyboard_frames, self.vae_scale_factor_temporal)
-            texts = part_embeds[:, None].expand(-1, batch_size, -1, -1)
+            clip_part = storyboard_part(clip_frames, len(storyboard), call.storyboard_frames, self.vae_scale_factor_temporal)
+            texts = call.storyboard_embeds[:, None].expand(-1, batch_size, -1, -1)
             counts = torch.bincount(clip_part, minlength=len(storyboard)).tolist()
         with self._bar(planner_steps * sum(map(bool, counts)), "planning", unit="step") as bar:
-            tokens = torch.cat([
+            call.tokens = torch.cat([
                 self.plan(text.to(self.planner.dtype), negative, count, planner_steps, planner_guidance_scale, generator, bar)
                 for text, count in zip(texts, counts) if count
             ], dim=1)
+        return call
 
-        chunks = self._render(
-            tokens, part_embeds, storyboard_frames, prompt_embeds, negative_prompt_embeds, latent_shape, num_frames, float(fps),
-            num_inference_steps, guidance_scale, stitching, lookahead, generator, latents, attention_kwargs, callback_on_step_end,
-            callback_on_step_end_tensor_inputs, decode,
+    def _noise(self, call: _Call, frame: int) -> torch.Tensor:
+        """Step 5: the starting noise (B, C, H, W) of one latent frame, drawn as it joins (or read from the latents given)."""
+        dtype = self.transformer.dtype
+        if call.latents is not None:
+            return call.latents[:, :, frame].to(device=call.device, dtype=dtype)
+        return randn_tensor(call.latent_shape[:2] + call.latent_shape[3:], generator=call.generator, device=call.device, dtype=dtype)
+
+    def _predict(self, call: _Call, x: torch.Tensor, timesteps: torch.Tensor, frame_index: torch.Tensor) -> torch.Tensor:
+        """Step 6: one guided denoiser call on windows of latent frames (see `t2v.fifo.Predict`).
+
+        Every latent frame follows the planned tokens of its own clip; with a storyboard, each window reads the
+        prompt of its part.
+        """
+        clips = (frame_index // call.window).to(call.tokens.device)
+        windows = frame_index.shape[0]
+        if (clips == clips[0, 0]).all():  # one clip: its K tokens, exactly as in training
+            frame_tokens = call.tokens[:, clips[0, 0]].repeat(windows, 1, 1)
+        else:  # K tokens per latent frame (FrameTokenAttnProcessor)
+            frame_tokens = call.tokens[:, clips].transpose(0, 1).flatten(0, 1).flatten(1, 2)
+        negative = call.negative_prompt_embeds if call.guidance_scale > 1.0 else None
+        if call.storyboard_embeds is None:
+            text = call.prompt_embeds.repeat(windows, 1, 1)
+        else:  # each window reads the prompt of its part of the storyboard
+            parts = call.storyboard_embeds
+            part = storyboard_part(frame_index, parts.shape[0], call.storyboard_frames, self.vae_scale_factor_temporal)
+            text = parts[part.to(parts.device)].repeat_interleave(x.shape[0] // windows, dim=0)
+        return self._guided(
+            self.transformer,
+            x,
+            expand_frame_timesteps(timesteps, x.shape, self.transformer.config.patch_size),
+            text,
+            None if negative is None else negative.repeat(windows, 1, 1),
+            call.guidance_scale,
+            encoder_hidden_states_image=frame_tokens,
+            attention_kwargs=call.attention_kwargs,
         )
-        frames = (self.video_processor.postprocess_video(pixels.float(), output_type="np") for _, pixels in chunks)
-        return T2VStream(tokens=tokens.float().cpu(), num_frames=num_frames, fps=float(fps), chunks=frames), chunks
+
+    def _on_step(self, call: _Call, step: int, timestep: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        """Step 6, after each step: the user's callback sees the latents and may replace them or the prompt embeddings."""
+        if call.callback_on_step_end is None:
+            return latents
+        callback_kwargs = {
+            "latents": latents,
+            "prompt_embeds": call.prompt_embeds,
+            "negative_prompt_embeds": call.negative_prompt_embeds,
+        }
+        callback_kwargs = {k: callback_kwargs[k] for k in call.callback_on_step_end_tensor_inputs}
+        outputs = call.callback_on_step_end(self, step, timestep, callback_kwargs) or {}
+        # replaced prompt embeddings hold for the rest of the call
+        call.prompt_embeds = outputs.get("prompt_embeds", call.prompt_embeds)
+        call.negative_prompt_embeds = outputs.get("negative_prompt_embeds", call.negative_prompt_embeds)
+        return outputs.get("latents", latents)
 
     @torch.no_grad()  # on a generator function, torch enters and leaves no_grad around every resumption
-    def _render(self, tokens, part_embeds, storyboard_frames, prompt_embeds, negative_prompt_embeds, latent_shape, num_frames, fps,
-                num_inference_steps, guidance_scale, stitching, lookahead, generator, latents, attention_kwargs, callback_on_step_end,
-                callback_inputs, decode):
-        """Steps 5-7: noise, denoising and decoding, one latent frame at a time; yields (latent frame, pixels)."""
-        device, dtype = self._execution_device, self.transformer.dtype
-        window = self.latent_frames_per_clip
-        num_latent_frames = latent_shape[2]
-        cond = {"prompt_embeds": prompt_embeds, "negative_prompt_embeds": negative_prompt_embeds}
-
-        # 5. Starting noise, drawn frame by frame as frames join (or read from the latents given)
-        def noise(a: int) -> torch.Tensor:
-            if latents is not None:
-                return latents[:, :, a].to(device=device, dtype=dtype)
-            return randn_tensor((latent_shape[:2] + latent_shape[3:]), generator=generator, device=device, dtype=dtype)
-
-        # 6. Denoise: every latent frame follows the planned tokens of its own clip
-        def predict(x, timesteps, frame_index):
-            clips = (frame_index // window).to(tokens.device)
-            windows = frame_index.shape[0]
-            if (clips == clips[0, 0]).all():  # one clip: its K tokens, exactly as in training
-                frame_tokens = tokens[:, clips[0, 0]].repeat(windows, 1, 1)
-            else:  # K tokens per latent frame (FrameTokenAttnProcessor)
-                frame_tokens = tokens[:, clips].transpose(0, 1).flatten(0, 1).flatten(1, 2)
-            negative = cond["negative_prompt_embeds"] if guidance_scale > 1.0 else None
-            if part_embeds is None:
-                text = cond["prompt_embeds"].repeat(windows, 1, 1)
-            else:  # each window reads the prompt of its part of the storyboard
-                part = storyboard_part(frame_index, part_embeds.shape[0], storyboard_frames, self.vae_scale_factor_temporal)
-                text = part_embeds[part.to(part_embeds.device)].repeat_interleave(x.shape[0] // windows, dim=0)
-            return self._guided(
-                self.transformer,
-                x,
-                expand_frame_timesteps(timesteps, x.shape, self.transformer.config.patch_size),
-                text,
-                None if negative is None else negative.repeat(windows, 1, 1),
-                guidance_scale,
-                encoder_hidden_states_image=frame_tokens,
-                attention_kwargs=attention_kwargs,
-            )
-
-        def on_step(step, timestep, x):
-            if callback_on_step_end is None:
-                return x
-            callback_kwargs = {"latents": x, **cond}
-            outputs = callback_on_step_end(self, step, timestep, {k: callback_kwargs[k] for k in callback_inputs}) or {}
-            cond.update({k: v for k, v in outputs.items() if k in cond})
-            return outputs.get("latents", x)
-
+    def _denoised_frames(self, call: _Call) -> Iterator[tuple[int, torch.Tensor]]:
+        """Steps 5-6: yields (clip, clean latent frame (B, C, 1, H, W)) in order; the clip is 0 except for independent clips."""
+        noise, predict, on_step = partial(self._noise, call), partial(self._predict, call), partial(self._on_step, call)
         # a copy of the scheduler, so that streams made from one pipeline do not share its state
-        sampler = PerFrameFlowMatch(FlowMatchEulerDiscreteScheduler.from_config(self.scheduler.config), num_inference_steps, device)
-        if stitching == "clips":
-            def clip_frames():
-                for c in range(num_latent_frames // window):
-                    frames = torch.arange(c * window, (c + 1) * window)
-                    start = torch.stack([noise(a) for a in frames.tolist()], dim=2)
-                    clip = denoise_window(predict, start, sampler, frames, on_step=on_step)
-                    yield from ((c, frame) for frame in clip.split(1, dim=2))
-            frames = clip_frames()
-        else:
-            fifo = FIFOSampler(predict, sampler, num_latent_frames if stitching == "single" else window, lookahead)
-            frames = ((0, frame) for frame in fifo(noise, num_latent_frames, on_step=on_step))
+        sampler = PerFrameFlowMatch(FlowMatchEulerDiscreteScheduler.from_config(self.scheduler.config), call.num_inference_steps, call.device)
+        num_latent_frames = call.latent_shape[2]
+        if call.stitching == "clips":  # each clip denoised on its own window, its frames drawn as it starts
+            for c in range(num_latent_frames // call.window):
+                frames = torch.arange(c * call.window, (c + 1) * call.window)
+                start = torch.stack([noise(a) for a in frames.tolist()], dim=2)
+                clip = denoise_window(predict, start, sampler, frames, on_step=on_step)
+                yield from ((c, frame) for frame in clip.split(1, dim=2))
+        else:  # the FIFO queue ("single": one window as long as the video)
+            fifo = FIFOSampler(predict, sampler, num_latent_frames if call.stitching == "single" else call.window, call.lookahead)
+            yield from ((0, frame) for frame in fifo(noise, num_latent_frames, on_step=on_step))
+
+    @torch.no_grad()  # on a generator function, torch enters and leaves no_grad around every resumption
+    def _render(self, call: _Call) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        """Steps 5-7, one latent frame at a time: yields (latent frame, its pixels, or None without decoding)."""
+        # 5.-6. Noise and denoising (`_noise`, `_predict`, `_on_step`): clean latent frames, in order
+        frames = self._denoised_frames(call)
 
         # 7. Decode each latent frame as it leaves (the causal VAE's cache carries the video on)
         made, decoder, clip = 0, StreamingDecoder(self.vae), 0
-        with self._bar(num_frames, "rendering", unit="s", unit_scale=1.0 / fps, bar_format=RENDER_BAR) as bar:
+        with self._bar(call.num_frames, "rendering", unit="s", unit_scale=1.0 / call.fps, bar_format=RENDER_BAR) as bar:
             for c, latent in frames:
-                if self.interrupt or made >= num_frames:
+                if self.interrupt or made >= call.num_frames:
                     break
-                if not decode:
+                if not call.decode:
                     yield latent, None
                     continue
                 if c != clip:  # independent clips start the decoder afresh
                     decoder, clip = StreamingDecoder(self.vae), c
-                pixels = decoder.decode(latent)[:, :, : num_frames - made]
+                pixels = decoder.decode(latent)[:, :, : call.num_frames - made]
                 made += pixels.shape[2]
                 bar.update(pixels.shape[2])  # counted in frames, shown in seconds of video
                 yield latent, pixels
         self.maybe_free_model_hooks()
+
+    @torch.no_grad()
+    def stream(
+        self,
+        prompt: str | list[str],
+        negative_prompt: str | list[str] | None = None,
+        num_frames: int | None = None,
+        seconds: float | None = None,
+        fps: float | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        num_inference_steps: int = 25,
+        guidance_scale: float = 5.0,
+        planner_steps: int = 25,
+        planner_guidance_scale: float = 3.0,
+        stitching: str = "fifo",
+        lookahead: bool = False,
+        storyboard: list[str] | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+        attention_kwargs: dict[str, Any] | None = None,
+        callback_on_step_end: Callable[[int, int], None] | PipelineCallback | MultiPipelineCallbacks | None = None,
+        callback_on_step_end_tensor_inputs: list[str] = ["latents"],
+    ) -> T2VStream:
+        r"""
+        Plan a video now and make its frames as they are read: memory stays flat for any length.
+
+        Takes the arguments of `__call__` except `output_type` and `return_dict`. Returns a [`T2VStream`]:
+        iterate it to get (batch, n, height, width, 3) float frames in order; `pipe(...)` gathers the same
+        frames into one array.
+        """
+        call = self._start(
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            num_frames=num_frames,
+            seconds=seconds,
+            fps=fps,
+            height=height,
+            width=width,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            planner_steps=planner_steps,
+            planner_guidance_scale=planner_guidance_scale,
+            stitching=stitching,
+            lookahead=lookahead,
+            storyboard=storyboard,
+            generator=generator,
+            latents=latents,
+            attention_kwargs=attention_kwargs,
+            callback_on_step_end=callback_on_step_end,
+            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+            decode=True,
+        )
+        chunks = (self.video_processor.postprocess_video(pixels.float(), output_type="np") for _, pixels in self._render(call))
+        return T2VStream(tokens=call.tokens.float().cpu(), num_frames=call.num_frames, fps=call.fps, chunks=chunks)
 
     @torch.no_grad()
     @replace_example_docstring(EXAMPLE_DOC_STRING)
@@ -643,7 +778,8 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
                 every prompt of the batch (FIFO-Diffusion's multi-prompt generation). Each part's clips are
                 planned from its prompt, and each window of the denoiser reads the prompt of the part that holds
                 its middle latent frame (`storyboard_part`; a clip's part is the part of its middle latent frame),
-                so no model reads `prompt` itself. `t2v.shapes.world.storyboard` splits a Shapes caption.
+                so no model reads `prompt` itself. (`t2v generate` splits a caption with changes into its parts
+                for a model trained on the Shapes grammar.)
             generator (`torch.Generator`, *optional*): makes the call deterministic.
             latents (`torch.Tensor`, *optional*): the starting noise of every latent frame, (B, C, L, H/8, W/8).
             output_type (`str`): "np", "pt", "pil" or "latent".
@@ -658,13 +794,36 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         """
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}.")
-        arguments = {k: v for k, v in locals().items() if k not in ("self", "output_type", "return_dict", "__class__")}
-        stream, chunks = self._start(**arguments, decode=output_type != "latent")
-        parts = list(chunks)
+        # steps 1-4: check, sizes, prompt, plan
+        call = self._start(
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            num_frames=num_frames,
+            seconds=seconds,
+            fps=fps,
+            height=height,
+            width=width,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            planner_steps=planner_steps,
+            planner_guidance_scale=planner_guidance_scale,
+            stitching=stitching,
+            lookahead=lookahead,
+            storyboard=storyboard,
+            generator=generator,
+            latents=latents,
+            attention_kwargs=attention_kwargs,
+            callback_on_step_end=callback_on_step_end,
+            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+            decode=output_type != "latent",
+        )
+        # steps 5-7: noise, denoising, decoding, gathered
+        parts = list(self._render(call))
         if output_type == "latent":
             video = torch.cat([latent for latent, _ in parts], dim=2)
         else:
             video = self.video_processor.postprocess_video(torch.cat([p for _, p in parts], dim=2).float(), output_type=output_type)
+        tokens = call.tokens.float().cpu()
         if not return_dict:
-            return (video, stream.tokens)
-        return T2VPipelineOutput(frames=video, tokens=stream.tokens)
+            return (video, tokens)
+        return T2VPipelineOutput(frames=video, tokens=tokens)
