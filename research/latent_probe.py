@@ -20,8 +20,8 @@ import torch.nn.functional as F
 
 from t2v import T2VPipeline, default_model_path
 from t2v.benchmark_utils import describe_run
+from t2v.models.vae import encode_latents
 from t2v.shapes.world import COLORS, MOTIONS, SHAPES, render_video_with_truth
-from t2v.training.common import encode_latents
 
 NUM_FRAMES = 33
 

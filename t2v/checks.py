@@ -82,7 +82,7 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message):
         match = re.match(r"argument [^:]+: (--\S+ .*)", message)  # our own checks already name the option
-        message = match.group(1) if match else message[0].upper() + message[1:]
+        message = match.group(1) if match else message
         message = message if message.endswith(".") else message + "."
         self.exit(2, f"{self.prog.split()[0]}: error: {message}\n")
 

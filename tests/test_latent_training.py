@@ -10,11 +10,12 @@ from diffusers import FlowMatchEulerDiscreteScheduler
 
 from t2v import T2VPipeline, default_model_path
 from t2v.data.video_folder import VideoFolderDataset, read_metadata
-from t2v.models.vae import decode_unclamped
+from t2v.models.vae import decode_unclamped, encode_latents
+from t2v.schedulers import PerFrameFlowMatch
 from t2v.shapes.folder import write_shapes_folder
 from t2v.shapes.world import render_video
 from t2v.training.cache import main as cache_main
-from t2v.training.common import encode_latents, fifo_sigmas, inference_sigmas
+from t2v.training.common import fifo_sigmas
 from t2v.training.latents import LatentPlans, LatentVideos, LatentWindows, cache_latents, collate_plans
 from t2v.training.vae import detail_crops, detail_mask
 from t2v.video_io import write_video
@@ -147,6 +148,11 @@ def test_plans_are_whole_clips_padded_and_masked():
     assert batch["latents"].shape == (2, 2, 10, 1, 1)
     assert batch["clip_mask"].tolist() == [[True, False], [True, True]]
     assert batch["latents"][0, 0, :, 0, 0].tolist() == [0, 1, 2, 3, 4] + [0] * 5
+
+
+def inference_sigmas(scheduler, num_steps: int) -> torch.Tensor:
+    """The S + 1 sigmas of an S-step schedule, as `PerFrameFlowMatch` steps through them at inference (last: 0, clean)."""
+    return PerFrameFlowMatch(FlowMatchEulerDiscreteScheduler.from_config(scheduler.config), num_steps).sigmas
 
 
 def test_fifo_sigmas_are_the_inference_schedule_on_its_diagonal(pipe):

@@ -148,7 +148,8 @@ def dense_block_mask(kv_blocks: torch.Tensor, num_key_blocks: int, counts: list[
 
 
 def masked_dense_attention(query, key, value, kv_blocks, query_tile, key_block, num_keys=None, counts=None):
-    """The same result as `block_sparse_attention` from dense SDPA with an element mask (a reference for tests)."""
+    """The same result as `block_sparse_attention` from dense SDPA with an element mask: the reference of the
+    tests and of benchmarks/sparse_kernel.py (N² memory per head; for checking, not for use)."""
     length = query.shape[2]
     mask = dense_block_mask(kv_blocks, length // key_block, counts)
     mask = mask.repeat_interleave(query_tile, dim=2).repeat_interleave(key_block, dim=3)

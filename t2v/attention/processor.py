@@ -26,9 +26,10 @@ from pathlib import Path
 
 import torch
 from diffusers.models.attention_dispatch import dispatch_attention_fn
-from diffusers.models.transformers.transformer_wan import WanAttnProcessor, _get_qkv_projections
+from diffusers.models.transformers.transformer_wan import WanAttnProcessor
 from diffusers.utils import logging
 
+from ..compat import wan_qkv
 from .kernels import sparse_attention
 from .paro import PLAN_NAME, AttentionPlan
 from .reorder import AXIS_ORDERS, axis_order, cluster_order, initial_centroids, kmeans, pad_order, permute, unpermute
@@ -89,25 +90,9 @@ def _record_call(state: CallState, transformer):
     return hook
 
 
-def _rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Wan's rotary embedding on (B, N, H, d), as in diffusers' WanAttnProcessor."""
-    x1, x2 = x.unflatten(-1, (-1, 2)).unbind(-1)
-    cos, sin = cos[..., 0::2], sin[..., 1::2]
-    out = torch.empty_like(x)
-    out[..., 0::2] = x1 * cos - x2 * sin
-    out[..., 1::2] = x1 * sin + x2 * cos
-    return out.type_as(x)
-
-
 def self_attention_qkv(attn, hidden_states: torch.Tensor, rotary_emb=None):
-    """Queries, keys and values (B, N, H, d) of a Wan self-attention, normalised and rotated."""
-    query, key, value = _get_qkv_projections(attn, hidden_states, None)
-    query = attn.norm_q(query).unflatten(2, (attn.heads, -1))
-    key = attn.norm_k(key).unflatten(2, (attn.heads, -1))
-    value = value.unflatten(2, (attn.heads, -1))
-    if rotary_emb is not None:
-        query, key = _rotary(query, *rotary_emb), _rotary(key, *rotary_emb)
-    return query, key, value
+    """Queries, keys and values (B, N, H, d) of a Wan self-attention, normalised and rotated (`t2v.compat.wan_qkv`)."""
+    return wan_qkv(attn, hidden_states, None, rotary_emb)
 
 
 class SparseWanAttnProcessor(WanAttnProcessor):

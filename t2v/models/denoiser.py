@@ -22,7 +22,9 @@ diffusers' `WanAttnProcessor`; no weights change, so stock Wan checkpoints work 
 import torch
 from diffusers import WanTransformer3DModel
 from diffusers.models.attention_dispatch import dispatch_attention_fn
-from diffusers.models.transformers.transformer_wan import WanAttnProcessor, _get_added_kv_projections, _get_qkv_projections
+from diffusers.models.transformers.transformer_wan import WanAttnProcessor
+
+from ..compat import wan_added_kv, wan_qkv
 
 TEXT_CONTEXT_LENGTH = 512  # fixed by diffusers' WanAttnProcessor when the image branch is present
 
@@ -94,17 +96,12 @@ class FrameTokenAttnProcessor(WanAttnProcessor):
         batch, groups = hidden_states.shape[0], max(groups, 1)
         image, text = encoder_hidden_states[:, :image_tokens], encoder_hidden_states[:, image_tokens:]
 
-        query, key, value = _get_qkv_projections(attn, hidden_states, text)
-        query = attn.norm_q(query).unflatten(2, (attn.heads, -1))
-        key = attn.norm_k(key).unflatten(2, (attn.heads, -1))
-        value = value.unflatten(2, (attn.heads, -1))
+        query, key, value = wan_qkv(attn, hidden_states, text)
         out = dispatch_attention_fn(query, key, value, backend=self._attention_backend).flatten(2, 3).type_as(query)
         if not image_tokens:
             return attn.to_out[1](attn.to_out[0](out))
 
-        key_img, value_img = _get_added_kv_projections(attn, image)
-        key_img = attn.norm_added_k(key_img).unflatten(2, (attn.heads, -1))
-        value_img = value_img.unflatten(2, (attn.heads, -1))
+        key_img, value_img = wan_added_kv(attn, image)
         # frame i's queries against frame i's tokens: fold the frames into the batch
         per_frame = hidden_states.shape[1] // groups
         out_img = dispatch_attention_fn(

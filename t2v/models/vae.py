@@ -10,7 +10,8 @@ the same per-frame loop, but over a tensor it must hold whole).
 
 import torch
 from diffusers import AutoencoderKLWan
-from diffusers.models.autoencoders.autoencoder_kl_wan import unpatchify
+
+from ..compat import decode_causal_frame, decoder_cache_size, unpatchify
 
 
 def _stats(vae: AutoencoderKLWan, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -23,6 +24,11 @@ def normalize_latents(vae: AutoencoderKLWan, raw: torch.Tensor) -> torch.Tensor:
     """The VAE's latents -> the unit-scale latents the denoiser works in (Wan's per-channel statistics)."""
     mean, std = _stats(vae, raw)
     return (raw - mean) / std
+
+
+def encode_latents(vae: AutoencoderKLWan, video: torch.Tensor) -> torch.Tensor:
+    """Video (B, 3, F, H, W) in [-1, 1] -> normalised latents (the posterior's mode, Wan's statistics)."""
+    return normalize_latents(vae, vae.encode(video.to(vae.dtype)).latent_dist.mode())
 
 
 def denormalize_latents(vae: AutoencoderKLWan, latents: torch.Tensor) -> torch.Tensor:
@@ -42,7 +48,7 @@ class StreamingDecoder:
 
     def __init__(self, vae: AutoencoderKLWan):
         self.vae = vae
-        self._cache = [None] * vae._cached_conv_counts["decoder"]
+        self._cache = [None] * decoder_cache_size(vae)
         self._first = True
 
     @torch.no_grad()
@@ -54,7 +60,7 @@ class StreamingDecoder:
         """`post_quant_conv` features -> video frames, unclamped, with gradients if enabled."""
         out = []
         for i in range(features.shape[2]):
-            out.append(self.vae.decoder(features[:, :, i : i + 1], feat_cache=self._cache, feat_idx=[0], first_chunk=self._first))
+            out.append(decode_causal_frame(self.vae, features[:, :, i : i + 1], self._cache, self._first))
             self._first = False
         video = torch.cat(out, dim=2)
         if self.vae.config.patch_size is not None:

@@ -41,10 +41,6 @@ class PerFrameFlowMatch:
         self._check(step_index, self.num_steps)
         return self._timesteps_with_clean[step_index]
 
-    def sigmas_at(self, step_index: torch.Tensor) -> torch.Tensor:
-        """Noise levels of frames at these step indices; index S is the clean end (sigma 0)."""
-        return self.sigmas[step_index]
-
     def step(self, model_output: torch.Tensor, sample: torch.Tensor, step_index: torch.Tensor) -> torch.Tensor:
         """One Euler step for latents (B, C, F, H, W) whose frame f is at step_index[f].
 
@@ -58,8 +54,3 @@ class PerFrameFlowMatch:
         dt = dt.view(1, 1, -1, 1, 1) if step_index.ndim == 1 else dt.view(sample.shape[0], 1, frames, 1, 1)
         prev = sample.to(torch.float32) + dt * model_output.to(torch.float32)
         return prev.to(model_output.dtype)
-
-    def add_noise(self, clean: torch.Tensor, noise: torch.Tensor, step_index: torch.Tensor) -> torch.Tensor:
-        """Flow-matching interpolation x_σ = (1 − σ)·x0 + σ·ε, one sigma per latent frame."""
-        sigma = self.sigmas[step_index].view(1, 1, -1, 1, 1)
-        return (1.0 - sigma) * clean + sigma * noise

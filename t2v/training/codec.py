@@ -12,7 +12,8 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 
 from ..checks import OneLineParser
-from .common import encode_latents, load_base, video_dataset
+from ..models.vae import encode_latents
+from .common import load_base, video_dataset
 from .latents import LatentVideos
 
 

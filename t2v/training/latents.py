@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from ..data.video_folder import VideoFolderDataset, read_whole_uint8, resample_indices, to_unit
 from ..models.denoiser import storyboard_part
-from .common import encode_latents
+from ..models.vae import encode_latents
 
 LATENTS_FILE = "latents.safetensors"
 

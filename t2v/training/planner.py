@@ -13,8 +13,9 @@ import torch
 from torch import nn
 
 from ..models.planner import tokens_to_grid
+from ..models.vae import encode_latents
 from .args import parse_training_args, training_parser
-from .common import encode_latents, flow_matching_loss, freeze, load_base, trained_on, training_scheduler, video_dataset, write_validation
+from .common import flow_matching_loss, freeze, load_base, trained_on, training_scheduler, video_dataset, write_validation
 from .latents import LatentPlans, LatentVideos, collate_plans
 from .loop import Stage, train
 

@@ -27,19 +27,10 @@ import torch
 from torch import nn
 
 from ..models.denoiser import expand_frame_timesteps
+from ..models.vae import encode_latents
 from ..pipelines.adapters import save_adapter
 from .args import parse_training_args, training_parser
-from .common import (
-    encode_latents,
-    fifo_sigmas,
-    flow_matching_loss,
-    freeze,
-    load_base,
-    trained_on,
-    training_scheduler,
-    video_dataset,
-    write_validation,
-)
+from .common import fifo_sigmas, flow_matching_loss, freeze, load_base, trained_on, training_scheduler, video_dataset, write_validation
 from .latents import LatentVideos, LatentWindows
 from .loop import Stage, train
 
