@@ -6,10 +6,10 @@
 
 Every run trains the To2V stage of the Shapes recipe (`training/recipes/shapes/to2v.yaml`: text
 encoder, video tokenizer and denoiser from scratch, constant rate after warm-up) on the cached
-latents of one VAE, for the same minutes of compute on an otherwise idle machine. The minutes are
-counted from the run's own metrics.jsonl (the sum of the gaps between steps, so that a run paused
-with SIGSTOP is not charged for the pause); a checkpoint is kept every 100 steps and, at each mark,
-the last one within the minutes is exported. The run is stopped at the last mark.
+latents of one VAE, for the same minutes of compute. The minutes are the run's steps times its median
+seconds per step, read from its own metrics.jsonl: a neighbour that slows some steps down (or a pause)
+does not shorten the run's budget. A checkpoint is kept every 100 steps and, at each mark, the last
+one within the minutes is exported. The run is stopped at the last mark.
 
 `score` fits the token codec to each exported denoiser and renders the 20 validation prompts
 (held-out color-shape pairs, `--prompt-seed 1`, 30 s, FIFO) from the true videos' tokens through the
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "training" / "recipes" / "shapes"
 LAUNCH = ["accelerate", "launch", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
 CHECKPOINT_EVERY = 100
-PAUSE = 60.0  # a gap between two steps longer than this is a pause, not compute
+WARMUP = 50  # steps left out of the median (start-up, first allocations)
 
 
 def run(*cmd):
@@ -67,16 +67,11 @@ def prepare(args):
             (cache / "done").touch()
 
 
-def compute_seconds(metrics: Path) -> list[tuple[int, float]]:
-    """(step, seconds of compute up to it) for every logged step, pauses left out."""
+def seconds_per_step(metrics: Path) -> tuple[int, float | None]:
+    """(the last step logged, the median seconds between two steps after the warm-up), from a run's metrics.jsonl."""
     rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()] if metrics.exists() else []
-    out, total = [], 0.0
-    for prev, row in zip([None] + rows[:-1], rows):
-        if prev is not None:
-            gap = row["time"] - prev["time"]
-            total += gap if gap < PAUSE else 0.0
-        out.append((row["step"], total))
-    return out
+    gaps = sorted(b["time"] - a["time"] for a, b in zip(rows[WARMUP:], rows[WARMUP + 1 :]))
+    return (rows[-1]["step"] if rows else 0), (gaps[len(gaps) // 2] if len(gaps) >= 100 else None)
 
 
 def train(args):
@@ -100,19 +95,19 @@ def train(args):
         try:
             while proc.poll() is None:
                 time.sleep(10)
-                done = compute_seconds(to2v / "metrics.jsonl")
-                if done and done[-1][1] >= 60 * marks[-1] + 30 and done[-1][0] % CHECKPOINT_EVERY > 5:
+                step, median = seconds_per_step(to2v / "metrics.jsonl")
+                if median and step * median >= 60 * marks[-1] + 30 and step % CHECKPOINT_EVERY > 5:
                     break
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait()
         (run_dir / "trained").touch()
-    done = compute_seconds(to2v / "metrics.jsonl")
+    _, median = seconds_per_step(to2v / "metrics.jsonl")
     kept = {int(p.name.split("-")[1]) for p in (to2v / "checkpoints").glob("checkpoint-*") if p.name.split("-")[1].isdigit()}
-    summary = {"width": args.width, "layers": args.layers, "vae": args.vae, "marks": {}}
+    summary = {"width": args.width, "layers": args.layers, "vae": args.vae, "seconds_per_step": median, "marks": {}}
     for minutes in marks:
-        step = max(s for s, t in done if t <= 60 * minutes and s in kept)
+        step = max(s for s in kept if s * median <= 60 * minutes)
         model = run_dir / f"m{minutes}" / "to2v"
         if not (model / "model" / "model_index.json").exists():
             run(*LAUNCH, ROOT / "training" / "train_to2v.py", "--config", RECIPE / "to2v.yaml", "--latents_dir", out / f"latents{args.vae}",
