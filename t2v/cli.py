@@ -303,7 +303,7 @@ def cmd_info(args) -> int:
     cfg = pipe.config
     print(f"model: {root.resolve()}")
     print(f"trained on: {cfg.trained_on}")
-    print(f"video: trained at {cfg.width}x{cfg.height}, {cfg.fps} fps, clips of {cfg.clip_frames} frames")
+    print(f"video: {cfg.width}x{cfg.height} at {cfg.fps} fps, clips of {cfg.clip_frames} frames (what it was trained at)")
     words = word_vocabulary(pipe.tokenizer)
     if words is not None:  # a word-level tokenizer: any other word is read as unknown
         print(f"vocabulary: {len(words)} words: {' '.join(words)}")

@@ -109,6 +109,7 @@ def test_python_loads_the_adapter_and_refuses_it_on_another_model(adapter, tmp_p
     assert "made on another model" in result.stderr and not (tmp_path / "x.mp4").exists()
 
 
+@pytest.mark.slow
 def test_training_errors_are_one_line(tmp_path):
     too_few = ordinary_videos(tmp_path / "few", 3)
     result = train_script("--data_dir", str(too_few), "--output_dir", str(tmp_path / "o1"), "--train_mode", "lora", cwd=tmp_path)

@@ -228,3 +228,22 @@ def test_missing_component_folder_fails_clearly(tmp_path):
     shutil.rmtree(model / "planner")
     with pytest.raises(ValueError, match="planner"):
         T2VPipeline.from_pretrained(model)
+
+
+def test_warnings_when_a_request_is_outside_what_the_model_knows(pipe, fast, caplog):
+    """Unknown words are named in one warning; a size or frame rate other than the trained one gets one; a prompt
+    the model knows, at its own size, gets none. The video is made all the same."""
+    with caplog.at_level("WARNING"):
+        out = pipe("a dragon flies over a castle", num_frames=5, generator=seeded(), **fast)
+    warned = [r.getMessage() for r in caplog.records if "does not know the words" in r.getMessage()]
+    assert out.frames.shape == (1, 5, 64, 64, 3)
+    assert len(warned) == 1 and all(f"'{w}'" in warned[0] for w in ("dragon", "flies", "over", "castle")) and "'a'" not in warned[0]
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        pipe("a red circle stays still", num_frames=5, height=128, fps=16, generator=seeded(), **fast)
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("outside what it knows" in m for m in messages) == 1 and not any("does not know" in m for m in messages)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        pipe("a red circle stays still", num_frames=5, generator=seeded(), **fast)
+    assert not [r for r in caplog.records if "does not know" in r.getMessage() or "outside what it knows" in r.getMessage()]

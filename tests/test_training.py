@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from t2v import T2VPipeline
+from t2v import T2VPipeline, default_model_path
 from t2v.shapes.folder import write_shapes_folder
 from t2v.video_io import write_video
 
@@ -136,11 +136,11 @@ def test_user_video_folder_with_lora(mp4_dir, tmp_path):
     """LoRA fine-tuning of the To2V on a folder of mp4s writes an adapter the pipeline loads and applies."""
     from t2v.training import to2v
 
-    model = to2v.main(["--data_dir", str(mp4_dir), "--output_dir", str(tmp_path / "lora_run"), "--train_mode", "lora",
-                       "--lora_rank", "4", "--learning_rate", "1e-2", *COMMON[:2], "--max_train_steps", "3", "--checkpointing_steps", "3"])
+    lora = to2v.main(["--data_dir", str(mp4_dir), "--output_dir", str(tmp_path / "lora_run"), "--train_mode", "lora",
+                      "--lora_rank", "4", "--learning_rate", "1e-2", *COMMON[:2], "--max_train_steps", "3", "--checkpointing_steps", "3"])
     adapter = tmp_path / "lora_run" / "lora" / "pytorch_lora_weights.safetensors"
-    assert adapter.exists()
-    pipe, plain = generate(model)
+    assert adapter.exists() and lora == adapter.parent
+    pipe, plain = generate(default_model_path())  # the adapter applies to the model it was trained on
     pipe.load_lora_weights(adapter.parent)
     adapted = pipe("a red circle bounces left and right", num_frames=5, num_inference_steps=2, planner_steps=2,
                    generator=torch.Generator().manual_seed(0))
@@ -175,6 +175,7 @@ def _train_cmd(data_dir, output_dir, steps, *extra):
             "--gradient_accumulation_steps", "2", "--use_ema", "--seed", "3", *extra]
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_gives_the_same_losses(shapes_dir, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     steps = 8

@@ -21,13 +21,14 @@ pipeline's `storyboard` gives such a window at inference); `--freeze_tokenizer` 
 finished model's codec and planner were fitted to.
 """
 
+import math
 import warnings
 
 import torch
 from torch import nn
 
 from ..models.denoiser import expand_frame_timesteps
-from ..models.vae import encode_latents
+from ..models.vae import decode_unclamped, encode_latents
 from ..pipelines.adapters import save_adapter
 from .args import parse_training_args, training_parser
 from .common import fifo_sigmas, flow_matching_loss, freeze, load_base, trained_on, training_scheduler, video_dataset, write_validation
@@ -76,17 +77,20 @@ class To2VTraining(nn.Module):
 
 
 @torch.no_grad()
-def warn_if_unlike_the_vae(pipe, dataset, count: int = 8) -> None:
-    """Warn when the videos' normalised latents are far from the VAE's own statistics (mean 0, std 1):
-    the VAE was trained on other videos, so the denoiser would learn to draw what the VAE cannot."""
-    latents = torch.cat([encode_latents(pipe.vae, dataset.get(i, seed=i)["video"][None]).flatten()
-                         for i in range(min(count, len(dataset)))])
-    mean, std = latents.mean().item(), latents.std().item()
-    if abs(mean) > 1.0 or not 0.5 < std < 2.0:
+def warn_if_unlike_the_vae(pipe, dataset, count: int = 4, min_psnr: float = 25.0) -> None:
+    """Warn when the model's VAE cannot redraw these videos (reconstruction PSNR under `min_psnr` dB): it was
+    trained on other videos, and the denoiser can only learn to draw what the VAE can."""
+    errors = []
+    for i in range(min(count, len(dataset))):
+        video = dataset.get(i, seed=i)["video"][None].to(pipe.vae.device, pipe.vae.dtype)
+        redrawn = decode_unclamped(pipe.vae, pipe.vae.encode(video).latent_dist.mode()).clamp(-1, 1)
+        errors.append(((redrawn - video).float() ** 2).mean())
+    psnr = 10 * math.log10(4.0 / max(torch.stack(errors).mean().item(), 1e-10))  # pixels in [-1, 1]
+    if psnr < min_psnr:
         warnings.warn(
-            f"These videos' latents have mean {mean:.2f} and std {std:.2f} where this model's VAE gives about 0 and 1 on "
-            "what it was trained on: the VAE does not know videos like these, and the denoiser cannot learn to draw "
-            "them well. Train the VAE on them first (training/train_vae.py --data_dir ...; README, Training).",
+            f"This model's VAE redraws these videos at {psnr:.1f} dB PSNR: it was trained on other videos, so the VAE "
+            "does not know videos like these and the denoiser cannot learn to draw them well. Train the VAE on them "
+            "first (training/train_vae.py --data_dir ...; see training/README.md).",
             stacklevel=2,
         )
 
