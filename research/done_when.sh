@@ -2,7 +2,7 @@
 # Issue 6's done-when check: `t2v generate "a yellow triangle moves in a circle" --seconds 20` with
 # seeds 0, 1 and 2, each scored by ShapesBench (`t2v eval shapes`), as a user would run them.
 #
-#   bash benchmarks/done_when.sh OUT [MODEL]     (default MODEL: the packaged model)
+#   bash research/done_when.sh OUT [MODEL]     (default MODEL: the packaged model)
 #
 # Writes OUT/seed{0,1,2}.mp4, OUT/metadata.jsonl and OUT/scores.json, and prints the summary.
 set -euo pipefail

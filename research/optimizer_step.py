@@ -4,8 +4,8 @@
 
 On a CPU, `torch.optim.AdamW` falls back to its single-tensor loop (foreach and fused are its
 defaults on CUDA only), and a profile of the Shapes recipe's To2V step puts 7% of it there
-(BENCHMARKS.md, "The denoiser's width and a step's cost"). This times forward + backward + AdamW of
-the packaged model's denoiser (`benchmarks/denoiser_width.py`'s configuration and random windows),
+(docs/research_log.md, "The denoiser's width and a step's cost"). This times forward + backward + AdamW of
+the packaged model's denoiser (`research/denoiser_width.py`'s configuration and random windows),
 one copy of the model per implementation, interleaved over `--rounds` in one process, and checks
 that the three give the same weights after the same steps (to float rounding). Prints each
 implementation's seconds per step relative to the single-tensor loop's.

@@ -8,7 +8,7 @@ The ablation (`shapes_ablation.py`) scores a model at the pipeline's defaults; t
 defaults are the model's best. Starting from the defaults (or from `--set`), it changes one setting
 at a time over the values in AXES, keeping the others, and renders the same held-out prompts and
 seeds with planner + FIFO every time, a caption with changes given as its storyboard, as `t2v
-generate` does (the sweep of 2026-12-01 in BENCHMARKS.md, "Sampling settings", predates storyboards:
+generate` does (the sweep of 2026-12-01 in docs/research_log.md, "Sampling settings", predates storyboards:
 every window read the whole caption). Settings:
 
 - `guidance_scale`: the denoiser's classifier-free guidance on the text (pipeline default 5);

@@ -17,7 +17,7 @@ codec: what the denoiser draws given what a perfect planner would hand it, so ru
 denoiser alone, without a planner trained for each. Results go to OUT/NAME/scores.json.
 
 VAEs: `8` is the packaged model's (8× spatial, trained by the recipe); `4` is the 4× VAE of
-`benchmarks/vae_compression.py` trained by the recipe's two VAE stages (`prepare --vae4`).
+`research/vae_compression.py` trained by the recipe's two VAE stages (`prepare --vae4`).
 """
 
 import argparse

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Does captioning To2V's training windows with their part's prompt (a storyboard) make changes come on time?
 #
-#   bash benchmarks/storyboard_finetune.sh OUT LATENTS [STEPS]
+#   bash research/storyboard_finetune.sh OUT LATENTS [STEPS]
 #
 # LATENTS: a latent cache of the recipe's data, made with the packaged model's VAE and holding the
 # storyboards (t2v data shapes --out D --num 240 --seconds 8 --max-seconds 64 --seed 0, then
@@ -11,7 +11,7 @@
 # reading the whole caption (--part_prompts 0, the control for the extra steps) and once with half of
 # a storyboard video's windows reading their part's prompt (--part_prompts 0.5).
 # Each result, and the packaged model, is scored on 20 validation prompts (prompt seed 1, 30 s,
-# seed 0), with and without the storyboard at inference. BENCHMARKS.md, "Storyboards".
+# seed 0), with and without the storyboard at inference. docs/research_log.md, "Storyboards".
 set -euo pipefail
 OUT="$1"; LATENTS="$2"; STEPS="${3:-5000}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

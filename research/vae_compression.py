@@ -4,12 +4,12 @@
 
 The packaged VAE folds 2×2 pixels into channels and then halves height and width twice (8×): at
 64×64 a latent frame is 8×8, and the Shapes world's objects (14 px) fall on about two latent cells,
-so the decoder rounds their corners (BENCHMARKS.md, "The decoder alone"). This one is the same Wan 2.2
+so the decoder rounds their corners (docs/research_log.md, "The decoder alone"). This one is the same Wan 2.2
 residual layout (`AutoencoderKLWan`, `is_residual=True`, base width 32, 4× temporal compression, 8
 channels) without the fold, so a latent frame is 16×16. The denoiser's patches grow from 2×2 to 4×4
 to keep its token count (4×4 per latent frame). Everything else is `build_default_pipeline`'s, from
 the same seed. Train it with the recipe's VAE stages (`training/recipes/shapes/vae.yaml`, then
-`vae_video.yaml`) and measure it with `benchmarks/vae_ceiling.py` (BENCHMARKS.md, "A VAE of 4×
+`vae_video.yaml`) and measure it with `research/vae_ceiling.py` (docs/research_log.md, "A VAE of 4×
 spatial compression").
 """
 

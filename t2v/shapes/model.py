@@ -33,8 +33,8 @@ def build_vae(spatial_compression: int = 8) -> AutoencoderKLWan:
     Wan 2.2's residual layout (average-pool shortcuts around every down- and up-sampling block),
     scaled down, with two 2× downsamplings in space and time. At 8× (the default) pixels are first
     folded 2×2 into channels, which keeps Wan 2.1's 8× spatial and 4× temporal compression; the
-    shortcuts make it learn far faster from scratch than Wan 2.1's layout (benchmarks/vae_layouts.py).
-    At 4× there is no fold, so a 64×64 frame gives a 16×16 latent frame (benchmarks/vae_compression.py).
+    shortcuts make it learn far faster from scratch than Wan 2.1's layout (research/vae_layouts.py).
+    At 4× there is no fold, so a 64×64 frame gives a 16×16 latent frame (research/vae_compression.py).
     """
     if spatial_compression not in (4, 8):
         raise ValueError(f"spatial_compression must be 4 or 8, got {spatial_compression!r}.")

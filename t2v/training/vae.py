@@ -12,7 +12,7 @@ in that steady state: a VAE trained only on short clips reconstructs their first
 then drifts in color. The Shapes recipe ends on 65-frame clips.
 `--crop S` trains on S×S windows around those detail pixels (`detail_crops`): the VAE is
 convolutional, so the same weights decode whole frames (its middle attention then sees a larger
-grid, which the Shapes VAE, trained on crops only, handles; BENCHMARKS.md, "The VAE's ceiling"),
+grid, which the Shapes VAE, trained on crops only, handles; docs/research_log.md, "The VAE's ceiling"),
 and a step costs (S/H)² of a whole frame's while the object fills (H/S)² more of it.
 At export the per-channel mean and std of the latents over the data are written into the VAE's
 config (`latents_mean`, `latents_std`), as Wan's VAE has them, so that the denoiser sees

@@ -11,11 +11,11 @@
 # is skipped and a stage stopped midway resumes from its last checkpoint, so running the command again
 # after a stop goes on where it stopped. The finished model is OUT_DIR/model, and
 # OUT_DIR/recipe.json records the command, the commit, the time each stage took and its last loss.
-# Step counts are sized for about 90 minutes on a 2-core CPU (BENCHMARKS.md, "Training"); pass
+# Step counts are sized for about 90 minutes on a 2-core CPU (BENCHMARKS.md, "The Shapes recipe, stage by stage"); pass
 # `accelerate launch` options through LAUNCH (e.g. LAUNCH="--num_processes 2") to train on GPUs.
 # `accelerate launch` gives each process one CPU thread unless OMP_NUM_THREADS says otherwise, so the
 # recipe sets it to every core (on 2 cores: To2V 1.45x, the first VAE stage 1.36x faster than on one
-# thread; benchmarks/train_threads.py).
+# thread; research/train_threads.py).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../../.." && pwd)"
