@@ -91,7 +91,7 @@ def warn_if_unlike_the_vae(pipe, dataset, count: int = 4, min_psnr: float = 25.0
             f"This model's VAE redraws these videos at {psnr:.1f} dB PSNR: it was trained on other videos, so the VAE "
             "does not know videos like these and the denoiser cannot learn to draw them well. Train the VAE on them "
             "first (training/train_vae.py --data_dir ...; see training/README.md).",
-            stacklevel=2,
+            stacklevel=3,  # the line of main() that called it, past torch.no_grad's wrapper
         )
 
 
