@@ -92,6 +92,23 @@ def test_noisy_rows_and_first_layers_stay_dense():
 
 
 @torch.no_grad()
+def test_the_noisiest_fifo_window_stays_dense():
+    """A FIFO window holds several noise levels, one per latent frame: the window holding the noisiest frames runs
+    dense even though its cleanest frame is below `dense_timestep`; a window of less noisy frames runs sparse."""
+    from t2v.models.denoiser import expand_frame_timesteps
+
+    model = stock_wan()
+    x, _, ctx = inputs()
+    frames = torch.tensor([[850.0, 900.0, 950.0, 1000.0], [400.0, 450.0, 500.0, 550.0]])
+    t = expand_frame_timesteps(frames, x.shape, (1, 2, 2))
+    dense = model(x, t, ctx).sample
+    enable_sparse_attention(model, density=0.25, **{**SMALL, "dense_timestep": 900.0})
+    out = model(x, t, ctx).sample
+    torch.testing.assert_close(out[0], dense[0], rtol=1e-5, atol=1e-5)
+    assert relative(out[1], dense[1]) > 1e-4
+
+
+@torch.no_grad()
 def test_sequence_not_a_multiple_of_the_tile():
     model = stock_wan()
     x, t, ctx = inputs(frames=3, height=16, width=28)  # 3x8x14 = 336 tokens, tiles of 64

@@ -14,8 +14,9 @@ the block-sparse kernel (`t2v.attention.kernels`) and puts the output back in th
 
 Dense attention, through diffusers' `dispatch_attention_fn` with the model's attention backend and
 parallel config, is used for `density=1.0`, for the first `dense_layers` blocks, for batch rows whose
-every timestep is at or above `dense_timestep` (the first share of the steps, where the picture's
-layout forms; for FIFO windows, the noisiest window), for sequences too short for the density, and
+noisiest frame is at or above `dense_timestep` (the first share of the steps, where the picture's
+layout forms; under FIFO, whose windows span several noise levels, the window that holds the noisiest
+frames), for sequences too short for the density, and
 for a plan's other grids. Wan passes no step to attention processors, so a forward pre-hook on the
 transformer records the timestep and the token grid of each call.
 """
@@ -44,10 +45,10 @@ SEMANTIC_OPTIONS = {"top_p": 0.9, "min_density": 0.1, "query_clusters": 32, "key
 
 @dataclass
 class CallState:
-    """What the transformer's pre-hook saw of the current call: its token grid and each row's smallest timestep."""
+    """What the transformer's pre-hook saw of the current call: its token grid and each row's largest timestep."""
 
     grid: tuple[int, int, int] | None = None
-    min_timestep: torch.Tensor | None = None
+    max_timestep: torch.Tensor | None = None
     warned: set = field(default_factory=set)
     hook: object = None  # the handle of the pre-hook that fills this state
 
@@ -85,7 +86,7 @@ def _record_call(state: CallState, transformer):
             state.grid = (hidden.shape[2] // p_t, hidden.shape[3] // p_h, hidden.shape[4] // p_w)
         if timestep is not None:
             timestep = torch.as_tensor(timestep).float()
-            state.min_timestep = timestep.amin(-1) if timestep.ndim == 2 else timestep.reshape(-1)
+            state.max_timestep = timestep.amax(-1) if timestep.ndim == 2 else timestep.reshape(-1)
 
     return hook
 
@@ -134,7 +135,7 @@ class SparseWanAttnProcessor(WanAttnProcessor):
         if not self._sparse_now(query.shape[1], attention_mask):
             return self._dense(query, key, value, attention_mask)
         rows = torch.ones(query.shape[0], dtype=torch.bool, device=query.device)
-        t = self.state.min_timestep
+        t = self.state.max_timestep
         if t is not None and t.numel() in (1, query.shape[0]):
             rows = (t.to(query.device) < self.options["dense_timestep"]).expand(query.shape[0])
         if not rows.any():
