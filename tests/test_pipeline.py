@@ -247,3 +247,18 @@ def test_warnings_when_a_request_is_outside_what_the_model_knows(pipe, fast, cap
     with caplog.at_level("WARNING"):
         pipe("a red circle stays still", num_frames=5, generator=seeded(), **fast)
     assert not [r for r in caplog.records if "does not know" in r.getMessage() or "outside what it knows" in r.getMessage()]
+
+
+def test_warnings_when_a_setting_changes_nothing(pipe, caplog):
+    """Lookahead with a queue no longer than half a window gives the very same video, and says so; a storyboard
+    part too short for a clip of its own is planned with none, and that is said too."""
+    with caplog.at_level("WARNING"):
+        plain = pipe(PROMPT, num_frames=20, num_inference_steps=3, planner_steps=2, generator=seeded())
+        ahead = pipe(PROMPT, num_frames=20, num_inference_steps=3, planner_steps=2, lookahead=True, generator=seeded())
+    assert np.array_equal(plain.frames, ahead.frames)
+    assert sum("lookahead changes nothing" in r.getMessage() for r in caplog.records) == 1
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        pipe(PROMPT, num_frames=9, num_inference_steps=2, planner_steps=2, generator=seeded(),
+             storyboard=["a red circle stays still", "a blue circle stays still", "a green circle stays still"])
+    assert sum("shorter than one clip" in r.getMessage() for r in caplog.records) == 1

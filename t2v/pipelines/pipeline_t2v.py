@@ -554,6 +554,9 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         )
 
         self._warn_outside_training(prompt, storyboard, height, width, float(fps))
+        if lookahead and stitching != "clips" and num_inference_steps <= (window + 1) // 2:
+            logger.warning(f"lookahead changes nothing with {num_inference_steps} steps and windows of {window} latent frames: "
+                           f"it needs more than {(window + 1) // 2} steps.")
 
         # 3. Encode the prompt (and, with a storyboard, the prompt of every part)
         call.prompt_embeds, call.negative_prompt_embeds = self.encode_prompt(
@@ -571,6 +574,10 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             clip_part = storyboard_part(clip_frames, len(storyboard), call.storyboard_frames, self.vae_scale_factor_temporal)
             texts = call.storyboard_embeds[:, None].expand(-1, batch_size, -1, -1)
             counts = torch.bincount(clip_part, minlength=len(storyboard)).tolist()
+            if 0 in counts:
+                logger.warning(f"{counts.count(0)} of the storyboard's {len(storyboard)} parts are shorter than one clip "
+                               f"({self.config.clip_frames} frames) and are planned with no clip of their own: give fewer parts "
+                               "or a longer video.")
         with self._bar(planner_steps * sum(map(bool, counts)), "planning", unit="step") as bar:
             call.tokens = torch.cat([
                 self.plan(text.to(self.planner.dtype), negative, count, planner_steps, planner_guidance_scale, generator, bar)
