@@ -128,8 +128,10 @@ def trained_on(args, stage: str, previous: str) -> str:
     return line
 
 
-def write_validation(pipe: T2VPipeline, prompt: str, path: Path, fps: float) -> Path:
-    """Generate a one-clip validation video with the weights as they are now."""
+def write_validation(pipe: T2VPipeline, model: torch.nn.Module, prompt: str, path: Path, fps: float) -> Path:
+    """Generate a one-clip validation video with the weights as they are now, every component on the device of
+    the stage's training module `model` (accelerate moved only what that module holds)."""
+    pipe.to(next(model.parameters()).device)
     frames = pipe(prompt, num_frames=pipe.config.clip_frames, num_inference_steps=10, planner_steps=10,
                   generator=torch.Generator().manual_seed(0)).frames[0]
     path.parent.mkdir(parents=True, exist_ok=True)

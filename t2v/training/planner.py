@@ -23,8 +23,10 @@ from .loop import Stage, train
 class PlannerTraining(nn.Module):
     def __init__(self, pipe, text_dropout: float):
         super().__init__()
+        # every component the loss calls is a submodule, so that accelerate puts it on the training device
         self.vae, self.video_tokenizer, self.planner = pipe.vae, pipe.video_tokenizer, pipe.planner
-        self.pipe = pipe
+        self.text_encoder, self.token_codec = pipe.text_encoder, pipe.token_codec
+        self.pipe = pipe  # not a module: used for its prompt encoding
         self.scheduler = training_scheduler(pipe)
         self.text_dropout = text_dropout
         self.clip_frames = pipe.config.clip_frames
@@ -42,7 +44,7 @@ class PlannerTraining(nn.Module):
                 per_clip = video.unflatten(2, (clips, self.clip_frames)).permute(0, 2, 1, 3, 4, 5).flatten(0, 1)
                 latents = encode_latents(self.vae, per_clip)
             tokens = self.video_tokenizer(latents.to(self.video_tokenizer.dtype)).float()
-            codes = self.pipe.token_codec.encode(tokens).unflatten(0, (batch_size, clips))
+            codes = self.token_codec.encode(tokens).unflatten(0, (batch_size, clips))
             x0 = tokens_to_grid(codes, grid).to(self.planner.dtype)
         drop = torch.rand(batch_size, generator=generator, device=x0.device)
         captions = ["" if d < self.text_dropout else text for d, text in zip(drop.tolist(), batch["text"])]
@@ -87,7 +89,7 @@ def main(argv=None):
         pipe.export(output_dir, trained_on(args, "planner", previous))
 
     def validate(model, path):
-        write_validation(pipe, args.validation_prompt, path, pipe.config.fps)
+        write_validation(pipe, model, args.validation_prompt, path, pipe.config.fps)
 
     return train(Stage("planner", PlannerTraining(pipe, args.text_dropout), dataset, export, validate, collate), args)
 

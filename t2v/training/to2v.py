@@ -155,7 +155,7 @@ def main(argv=None):
         pipe.export(output_dir, trained_on(args, f"tokenizer + To2V ({args.train_mode})", previous))
 
     def validate(model, path):
-        write_validation(pipe, args.validation_prompt, path, pipe.config.fps)
+        write_validation(pipe, model, args.validation_prompt, path, pipe.config.fps)
 
     model = To2VTraining(pipe, args.text_dropout, args.token_dropout)
     return train(Stage("to2v", model, dataset, export, validate, export_name="lora" if args.train_mode == "lora" else "model"), args)
