@@ -262,3 +262,16 @@ def test_warnings_when_a_setting_changes_nothing(pipe, caplog):
         pipe(PROMPT, num_frames=9, num_inference_steps=2, planner_steps=2, generator=seeded(),
              storyboard=["a red circle stays still", "a blue circle stays still", "a green circle stays still"])
     assert sum("shorter than one clip" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_folder_saved_before_the_models_moved_still_loads(tmp_path):
+    """Model folders whose model_index.json names t2v.tokenizers (where the video tokenizer and codec used to live)
+    load, and save again under t2v.models."""
+    old = shutil.copytree(default_model_path(), tmp_path / "old")
+    index = (old / "model_index.json").read_text().replace("t2v.models.token_codec", "t2v.tokenizers.token_codec")
+    (old / "model_index.json").write_text(index.replace("t2v.models.video_tokenizer", "t2v.tokenizers.video_tokenizer"))
+    pipe = T2VPipeline.from_pretrained(old)
+    pipe.save_pretrained(tmp_path / "new")
+    saved = json.loads((tmp_path / "new" / "model_index.json").read_text())
+    assert saved["video_tokenizer"] == ["t2v.models.video_tokenizer", "VideoTokenizer"]
+    assert saved["token_codec"] == ["t2v.models.token_codec", "TokenCodec"]

@@ -19,6 +19,7 @@ latent frame at a time, through `_noise`, `_predict`, `_on_step` and `_denoised_
 import math
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -195,7 +196,11 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
                 return super().from_pretrained(path, **kwargs)
             except Exception as err:
                 raise ValueError(f"No model folder at {path}, and it could not be loaded as a hub id: {_first_sentence(err)}") from err
-        read_model_index(path, cls.__name__, "t2v model")
+        index = read_model_index(path, cls.__name__, "t2v model")
+        if any(isinstance(spec, list) and str(spec[0]).startswith("t2v.tokenizers.") for spec in index.values()):
+            # a folder saved before the video tokenizer and the codec moved to t2v.models names their old modules
+            sys.modules.setdefault("t2v.tokenizers.video_tokenizer", sys.modules[VideoTokenizer.__module__])
+            sys.modules.setdefault("t2v.tokenizers.token_codec", sys.modules[TokenCodec.__module__])
         try:
             pipe = super().from_pretrained(path, **kwargs)
         except Exception as err:  # diffusers, transformers and safetensors each raise their own kinds
