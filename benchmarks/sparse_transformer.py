@@ -10,7 +10,7 @@ error of the output against dense. Sparse attention runs in every layer here (`d
 mid-trajectory timestep); PARO is calibrated first on one dense forward of the same input.
 
 Random weights attend diffusely, so the errors here are an upper bound on what a trained model
-sees; the picture's error is measured on the trained default model (issue 6).
+sees; the picture's error is measured on the trained default model.
 
     python benchmarks/sparse_transformer.py --grid 8 32 64 --layers 2 --density 0.25
 """

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 6's done-when check: `t2v generate "a yellow triangle moves in a circle" --seconds 20` with
+# A long-standing check of the Shapes model: `t2v generate "a yellow triangle moves in a circle" --seconds 20` with
 # seeds 0, 1 and 2, each scored by ShapesBench (`t2v eval shapes`), as a user would run them.
 #
 #   bash research/done_when.sh OUT [MODEL]     (default MODEL: the packaged model)

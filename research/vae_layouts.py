@@ -7,7 +7,7 @@ channels, about 2.6 M parameters each, trained by t2v's VAE loss (`VAETraining`,
 with AdamW at 5e-4 on the same stream of rendered 9-frame Shapes clips (whole 64×64 frames), from
 the same seed:
 
-- `wan2.1`: the layout of the default model up to issue 6 (base 16, multipliers 1-2-4-4).
+- `wan2.1`: the layout of the early default models (base 16, multipliers 1-2-4-4).
 - `wan2.2-residual`: 2×2 patches folded into channels, average-pool shortcuts around every down-
   and up-sampling block (`is_residual`), base 32, multipliers 1-2-2: the default model's layout now.
 
