@@ -96,6 +96,23 @@ def test_each_stage_writes_metrics_checkpoints_and_a_loadable_model(chain):
     assert "VAE" in info and "To2V" in info and "codec" in info and "planner" in info and "random" not in info
 
 
+def test_checkpoints_hold_only_what_trains_and_resume(chain, shapes_dir):
+    """A stage's checkpoint holds its trained weights, not the frozen ones (the model folder has those), and a run
+    resumes from it."""
+    from safetensors.torch import load_file
+
+    from t2v.training import planner
+
+    root, out = chain
+    to2v_keys = set(load_file(root / "to2v" / "checkpoints" / "checkpoint-2" / "model.safetensors"))
+    assert {k.split(".")[0] for k in to2v_keys} == {"text_encoder", "video_tokenizer", "transformer"}  # no VAE
+    planner_keys = set(load_file(root / "planner" / "checkpoints" / "checkpoint-2" / "model.safetensors"))
+    assert planner_keys and all(k.startswith("planner.") for k in planner_keys)
+    resumed = planner.main(["--data_dir", str(shapes_dir), "--model", str(out["codec"]), "--output_dir", str(root / "planner"),
+                            "--num_clips", "2", *COMMON[:2], "--seed", "0", "--max_train_steps", "3", "--resume_from_checkpoint", "latest"])
+    assert [m["step"] for m in metrics(root / "planner")] == [1, 2, 3] and (resumed / "model_index.json").exists()
+
+
 def test_vae_export_records_latent_statistics(chain):
     _, out = chain
     config = json.loads((out["vae"] / "vae" / "config.json").read_text())

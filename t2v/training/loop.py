@@ -16,6 +16,7 @@ import json
 import math
 import shutil
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -75,6 +76,19 @@ class SeededItems(Dataset):
         if hasattr(self.dataset, "get"):
             return self.dataset.get(index, seed=(self.seed * 1_000_003 + step) * 65_537 + index)
         return self.dataset[index]
+
+
+class StageModule(torch.nn.Module):
+    """The module a stage trains: it holds the trained parts and the frozen ones its loss calls (so that
+    accelerate moves them all), but its `state_dict`, and so every checkpoint, holds only what trains;
+    the frozen weights are the model folder's, read again when a run resumes."""
+
+    def state_dict(self, *args, destination=None, prefix="", keep_vars=False):
+        trained = {prefix + name for name, param in self.named_parameters() if param.requires_grad}
+        full = super().state_dict(prefix=prefix, keep_vars=keep_vars)
+        out = destination if destination is not None else OrderedDict()
+        out.update((key, value) for key, value in full.items() if key in trained)
+        return out
 
 
 @dataclass
@@ -149,7 +163,7 @@ def train(stage: Stage, args) -> Path:
         else:
             if not (path / STATE_FILE).is_file():
                 raise ValueError(f"{path} is not a complete t2v checkpoint.")
-            accelerator.load_state(str(path))
+            accelerator.load_state(str(path), strict=False)  # a checkpoint holds only the trained weights (StageModule)
             global_step = json.loads((path / STATE_FILE).read_text())["step"]
             _truncate_metrics(output_dir / "metrics.jsonl", global_step, accelerator)
             accelerator.print(f"Resumed from {path} at step {global_step}.")

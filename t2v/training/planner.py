@@ -10,17 +10,16 @@ the chunks the pipeline plans at inference, with the caption that describes all 
 """
 
 import torch
-from torch import nn
 
 from ..models.planner import tokens_to_grid
 from ..models.vae import encode_latents
 from .args import parse_training_args, training_parser
 from .common import flow_matching_loss, freeze, load_base, trained_on, training_scheduler, video_dataset, write_validation
 from .latents import LatentPlans, LatentVideos, collate_plans
-from .loop import Stage, train
+from .loop import Stage, StageModule, train
 
 
-class PlannerTraining(nn.Module):
+class PlannerTraining(StageModule):
     def __init__(self, pipe, text_dropout: float):
         super().__init__()
         # every component the loss calls is a submodule, so that accelerate puts it on the training device

@@ -25,7 +25,6 @@ import math
 import warnings
 
 import torch
-from torch import nn
 
 from ..models.denoiser import expand_frame_timesteps
 from ..models.vae import decode_unclamped, encode_latents
@@ -33,13 +32,13 @@ from ..pipelines.adapters import save_adapter
 from .args import parse_training_args, training_parser
 from .common import fifo_sigmas, flow_matching_loss, freeze, load_base, trained_on, training_scheduler, video_dataset, write_validation
 from .latents import LatentVideos, LatentWindows
-from .loop import Stage, train
+from .loop import Stage, StageModule, train
 
 IMAGE_BRANCH = ("add_k_proj", "add_v_proj", "norm_added_k", "condition_embedder.image_embedder")
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "add_k_proj", "add_v_proj"]
 
 
-class To2VTraining(nn.Module):
+class To2VTraining(StageModule):
     def __init__(self, pipe, text_dropout: float, token_dropout: float):
         super().__init__()
         self.vae, self.text_encoder = pipe.vae, pipe.text_encoder

@@ -25,16 +25,15 @@ drew wrong on held-out pairs).
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..models.vae import decode_unclamped
 from ..video_io import write_video
 from .args import parse_training_args, training_parser
 from .common import load_base, trained_on, video_dataset
-from .loop import Stage, train
+from .loop import Stage, StageModule, train
 
 
-class VAETraining(nn.Module):
+class VAETraining(StageModule):
     def __init__(self, vae, kl_weight: float, detail_weight: float, crop: int | None = None, decoder_only: bool = False):
         super().__init__()
         self.vae, self.kl_weight, self.detail_weight, self.crop = vae, kl_weight, detail_weight, crop
