@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--lora-scale", type=argparse_type("--lora-scale", finite=True), default=1.0,
                      help="how strongly the adapter applies: 0 is the model alone (default: 1)")
     gen.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run (default: auto, a GPU if there is one)")
+    gen.add_argument("--dtype", choices=DTYPES, default="auto",
+                     help="the weights' precision: auto is bfloat16 on a GPU and float32 on the CPU (default: auto)")
 
     data = sub.add_parser("data", help="make training data", description="Make training data.")
     data_sub = data.add_subparsers(dest="data_command", metavar="KIND", parser_class=OneLineParser, required=True)
@@ -120,11 +122,19 @@ def _quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
-def _load(model: str | None, device: str = "cpu"):
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def _load(model: str | None, device: str = "cpu", dtype: str = "float32"):
+    """The model on `device`, its weights in `dtype` ("auto": bfloat16 on a GPU, float32 on the CPU)."""
+    import torch
+
     from . import T2VPipeline, default_model_path
 
     _quiet_libraries()
-    pipe = T2VPipeline.from_pretrained(model or default_model_path())
+    if dtype == "auto":
+        dtype = "bfloat16" if device == "cuda" else "float32"
+    pipe = T2VPipeline.from_pretrained(model or default_model_path(), dtype=getattr(torch, dtype))
     return pipe.to(device)
 
 
@@ -156,7 +166,7 @@ def cmd_generate(args) -> int:
         raise UsageError(f"--attention-density must be at most 1, got {args.attention_density:g}.")
     if args.lora_scale != 1.0 and not args.lora:
         raise UsageError("--lora-scale needs --lora, the adapter it scales.")
-    pipe = _load(args.model, device)
+    pipe = _load(args.model, device, args.dtype)
     if args.lora:
         pipe.load_lora_weights(args.lora, adapter_name="lora")  # refused, in one sentence, if made on another model
         pipe.set_adapters(["lora"], [args.lora_scale])

@@ -275,3 +275,13 @@ def test_a_folder_saved_before_the_models_moved_still_loads(tmp_path):
     saved = json.loads((tmp_path / "new" / "model_index.json").read_text())
     assert saved["video_tokenizer"] == ["t2v.models.video_tokenizer", "VideoTokenizer"]
     assert saved["token_codec"] == ["t2v.models.token_codec", "TokenCodec"]
+
+
+def test_bfloat16_end_to_end():
+    """Every component in bfloat16 (the codec's small math stays float32 inside): a video comes out, finite, in [0, 1]."""
+    pipe = T2VPipeline.from_pretrained(default_model_path(), dtype=torch.bfloat16)
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.transformer.dtype == pipe.planner.dtype == pipe.token_codec.mean.dtype == torch.bfloat16
+    out = pipe(PROMPT, num_frames=9, num_inference_steps=2, planner_steps=2, generator=seeded())
+    assert out.frames.shape == (1, 9, 64, 64, 3) and np.isfinite(out.frames).all()
+    assert 0.0 <= out.frames.min() and out.frames.max() <= 1.0

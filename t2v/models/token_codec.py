@@ -50,10 +50,16 @@ class TokenCodec(ModelMixin, ConfigMixin):
         self.register_to_config(fitted=True)
         return self
 
+    def _fp32(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.mean.float(), self.components.float(), self.std.float()
+
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Tokens (..., token_dim) -> normalised PCA coefficients (..., codec_dim)."""
-        return ((tokens - self.mean) @ self.components.T) / self.std
+        """Tokens (..., token_dim) -> normalised PCA coefficients (..., codec_dim), computed in float32 whatever the
+        codec's dtype (a model loaded in bfloat16), returned in the tokens' dtype."""
+        mean, components, std = self._fp32()
+        return (((tokens.float() - mean) @ components.T) / std).to(tokens.dtype)
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """Normalised PCA coefficients (..., codec_dim) -> tokens (..., token_dim)."""
-        return (codes * self.std) @ self.components + self.mean
+        """Normalised PCA coefficients (..., codec_dim) -> tokens (..., token_dim), in float32 inside, as `encode`."""
+        mean, components, std = self._fp32()
+        return ((codes.float() * std) @ components + mean).to(codes.dtype)
