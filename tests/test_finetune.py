@@ -79,6 +79,7 @@ def test_lora_writes_the_adapter_alone(adapter):
     assert json.loads((adapter / "t2v_adapter.json").read_text())["rank"] == 4
 
 
+@pytest.mark.slow
 def test_generate_with_the_adapter(adapter, tmp_path):
     for name, extra in (("plain.mp4", []), ("zero.mp4", ["--lora", str(adapter), "--lora-scale", "0"]),
                         ("lora.mp4", ["--lora", str(adapter)])):

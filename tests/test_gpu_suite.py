@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from t2v.benchmark_utils import ROOT
 
 SCRIPT = ROOT / "benchmarks" / "gpu_suite.py"
@@ -20,6 +22,7 @@ def run(*args: str, **env: str) -> subprocess.CompletedProcess:
                           env={**os.environ, **env})
 
 
+@pytest.mark.slow
 def test_the_dry_run_prints_every_sections_table():
     result = run("--dry-run")
     assert result.returncode == 0, result.stderr[-2000:]
@@ -30,6 +33,7 @@ def test_the_dry_run_prints_every_sections_table():
     assert "| 1000 | 1 | 0 | 0 | no |" in result.stdout and "| 1800 | 1 | 0 | 0 | no |" in result.stdout
 
 
+@pytest.mark.slow
 def test_without_a_gpu_it_says_so_in_one_line_and_exits_2():
     result = run("--sections", "kernel", CUDA_VISIBLE_DEVICES="")
     assert result.returncode == 2 and result.stdout == ""
