@@ -63,6 +63,7 @@ def test_ablation_script_reproduces_a_small_table(tmp_path):
     assert row["realtime_factor"] > 0
 
 
+@pytest.mark.slow
 def test_vae_compression_script_saves_a_4x_model_that_makes_videos(tmp_path):
     """research/vae_compression.py: the default model with 16×16 latent frames at 64×64 and the
     denoiser's 4×4 patches, loadable and able to make a video of the asked size."""
