@@ -335,8 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             args = parser.parse_args(argv)
-        except SystemExit as exit:  # --help, --version, or a mistake already printed as one line
-            return exit.code
+        except SystemExit as stop:  # --help, --version, or a mistake already printed as one line
+            return stop.code
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..models.vae import encode_latents
 from ..video_io import VideoWriter, read_video, to_uint8
 from .bench import measure_video, read_metadata
 from .world import COLORS, HELD_OUT, MOTIONS, SHAPES, auto_storyboard, format_caption, parse_caption, render_video, trajectory
@@ -115,8 +116,6 @@ def render_folder(pipe, prompts: list[str], seeds: int, seconds: float, stitchin
 def true_tokens(pipe, prompt: str, num_frames: int, seed: int) -> torch.Tensor:
     """Tokens (1, clips, K, token_dim) of the generator's video for `prompt` and `seed`, as FIFO plans its clips:
     the tokens a perfect planner would plan."""
-    from ..models.vae import encode_latents
-
     latent_frames = 1 + math.ceil((num_frames - 1) / pipe.vae_scale_factor_temporal)
     num_clips = math.ceil(latent_frames / pipe.latent_frames_per_clip)
     frames = 1 + pipe.vae_scale_factor_temporal * (num_clips * pipe.latent_frames_per_clip - 1)  # whole clips
