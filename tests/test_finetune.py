@@ -77,6 +77,9 @@ def test_lora_writes_the_adapter_alone(adapter):
     assert names and all("lora_A" in n or "lora_B" in n for n in names)
     assert any("add_k_proj" in n for n in names)  # the token branch adapts too
     assert json.loads((adapter / "t2v_adapter.json").read_text())["rank"] == 4
+    umask = os.umask(0)
+    os.umask(umask)
+    assert all((p.stat().st_mode & 0o777) == 0o666 & ~umask for p in adapter.iterdir())  # as the umask says, not owner-only
 
 
 @pytest.mark.slow

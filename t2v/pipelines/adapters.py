@@ -9,7 +9,6 @@ in one sentence, instead of applying low-rank changes meant for other weights.
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 from ..attention.paro import model_fingerprint
@@ -20,17 +19,16 @@ WEIGHTS_NAME = "pytorch_lora_weights.safetensors"
 
 def save_adapter(pipe, lora_layers: dict, output_dir: str | os.PathLike, trained_on: str) -> Path:
     """Write the denoiser's LoRA layers (peft state dict) and their `t2v_adapter.json` to `output_dir`, atomically."""
-    output_dir = Path(output_dir)
-    partial = output_dir.with_name(f".{output_dir.name}.{os.getpid()}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    type(pipe).save_lora_weights(partial, transformer_lora_layers=lora_layers, weight_name=WEIGHTS_NAME)
+    from .pipeline_t2v import write_folder  # the pipeline module imports this one
+
     rank = next((t.shape[0] for name, t in lora_layers.items() if "lora_A" in name), None)
     record = {"base_fingerprint": model_fingerprint(pipe.transformer), "rank": rank, "trained_on": trained_on}
-    (partial / ADAPTER_FILE).write_text(json.dumps(record, indent=2) + "\n")
-    if output_dir.exists():
-        shutil.rmtree(output_dir)
-    os.replace(partial, output_dir)
-    return output_dir
+
+    def write(folder: Path) -> None:
+        type(pipe).save_lora_weights(folder, transformer_lora_layers=lora_layers, weight_name=WEIGHTS_NAME)
+        (folder / ADAPTER_FILE).write_text(json.dumps(record, indent=2) + "\n")
+
+    return write_folder(output_dir, write)
 
 
 def check_adapter(pipe, folder: str | os.PathLike) -> None:

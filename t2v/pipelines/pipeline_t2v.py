@@ -73,6 +73,24 @@ def _first_sentence(err: Exception) -> str:
     return (text or type(err).__name__) + "."
 
 
+def write_folder(output_dir: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
+    """`write(folder)` into a temporary folder beside `output_dir`, then renamed over it: a crash mid-write never
+    leaves a half-written folder. Its files get the umask's permissions (safetensors writes them owner-only)."""
+    output_dir = Path(output_dir)
+    partial = output_dir.with_name(f".{output_dir.name}.{os.getpid()}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    write(partial)
+    umask = os.umask(0)
+    os.umask(umask)
+    for file in partial.rglob("*"):
+        if file.is_file():
+            file.chmod(0o666 & ~umask)
+    if output_dir.exists():
+        shutil.rmtree(output_dir)
+    os.replace(partial, output_dir)
+    return output_dir
+
+
 @dataclass
 class _Call:
     """One call of `T2VPipeline`, as steps 1-4 (`_start`) leave it for steps 5-7 (`_render`).
@@ -218,21 +236,9 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
     def export(self, output_dir: str | os.PathLike, trained_on: str | None = None) -> Path:
         """`save_pretrained` under a temporary name, then renamed over `output_dir`: a crash mid-save never
         leaves a half-written model. `trained_on` replaces the line `t2v info` prints about the weights."""
-        output_dir = Path(output_dir)
-        partial = output_dir.with_name(f".{output_dir.name}.{os.getpid()}.partial")
-        shutil.rmtree(partial, ignore_errors=True)
         if trained_on is not None:
             self.register_to_config(trained_on=trained_on)
-        self.save_pretrained(partial)
-        umask = os.umask(0)
-        os.umask(umask)
-        for file in partial.rglob("*"):  # safetensors writes its files readable by their owner alone
-            if file.is_file():
-                file.chmod(0o666 & ~umask)
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(partial, output_dir)
-        return output_dir
+        return write_folder(output_dir, self.save_pretrained)
 
     def load_lora_weights(self, pretrained_model_name_or_path_or_dict, adapter_name=None, **kwargs):
         """diffusers' LoRA loading for the denoiser, after checking that a t2v adapter folder was made on this
