@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--attention-density", type=argparse_type("--attention-density"), default=0.25,
                      help="share of key blocks sparse attention keeps, at most 1 (default: 0.25)")
     gen.add_argument("--seed", type=int, default=0, help="random seed; the same seed on the same device gives the same video (default: 0)")
-    gen.add_argument("--model", help="a t2v model folder (default: the model shipped with t2v)")
+    gen.add_argument("--model", help="a t2v model folder, or a diffusers Wan2.1 text-to-video folder or hub id (default: the model shipped with t2v)")
     gen.add_argument("--lora", metavar="DIR", help="a LoRA adapter of the model's denoiser (train_to2v.py --train_mode lora writes OUT/lora)")
     gen.add_argument("--lora-scale", type=argparse_type("--lora-scale", finite=True), default=1.0,
                      help="how strongly the adapter applies: 0 is the model alone (default: 1)")
@@ -317,11 +317,16 @@ def cmd_info(args) -> int:
     words = word_vocabulary(pipe.tokenizer)
     if words is not None:  # a word-level tokenizer: any other word is read as unknown
         print(f"vocabulary: {len(words)} words: {' '.join(words)}")
-    grid = tuple(pipe.video_tokenizer.config.grid)
-    print(f"condensed tokens: {pipe.video_tokenizer.num_tokens} per clip on a {grid} grid, "
-          f"{pipe.video_tokenizer.config.token_dim} channels, planned in {pipe.token_codec.config.codec_dim}")
+    if pipe.planner is None:
+        print("condensed tokens: none (no planner: the video follows the text alone)")
+    else:
+        grid = tuple(pipe.video_tokenizer.config.grid)
+        print(f"condensed tokens: {pipe.video_tokenizer.num_tokens} per clip on a {grid} grid, "
+              f"{pipe.video_tokenizer.config.token_dim} channels, planned in {pipe.token_codec.config.codec_dim}")
     print("components:")
     for name, component in pipe.components.items():
+        if component is None:
+            continue
         params = sum(p.numel() for p in component.parameters()) if hasattr(component, "parameters") else None
         size = _folder_size(root / name) if (root / name).is_dir() else 0
         detail = f"{params / 1e6:9.2f} M parameters" if params is not None else " " * 22

@@ -153,3 +153,71 @@ def test_bad_sources_fail_in_one_sentence(tmp_path, wan_dir):
                             capture_output=True, text=True)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error:") and not out.exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# A stock Wan folder used as it stands: the planner off
+
+SMALL = dict(fps=8, clip_frames=17, height=64, width=64)
+
+
+def test_a_stock_wan_folder_loads_directly_with_the_planner_off(wan_dir, tmp_path):
+    pipe = T2VPipeline.from_pretrained(wan_dir, **SMALL)
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.planner is None and pipe.video_tokenizer is None and pipe.token_codec is None
+    assert pipe.transformer.config.image_dim is None  # the base's DiT, no token branch
+    assert pipe.scheduler.config.shift == 5.0 and pipe.config.text_context_length == 512
+    assert "as it stands" in pipe.config.trained_on
+    # a video longer than one window: FIFO over the plain base, with a storyboard and lookahead
+    out = pipe("a red circle bounces left and right", num_frames=33, num_inference_steps=6, lookahead=True,
+               storyboard=["a red circle", "a blue square"], generator=torch.Generator().manual_seed(0))
+    assert out.tokens is None and out.frames.shape == (1, 33, 64, 64, 3) and np.isfinite(out.frames).all()
+
+    defaults = T2VPipeline.from_wan(wan_dir)  # Wan2.1's own video defaults
+    assert (defaults.config.fps, defaults.config.clip_frames, defaults.config.height, defaults.config.width) == (16, 81, 480, 832)
+    with pytest.raises(ValueError, match="takes only fps"):
+        T2VPipeline.from_pretrained(wan_dir, frames_per_second=8)
+
+    saved = tmp_path / "plain"
+    pipe.save_pretrained(saved)
+    again = T2VPipeline.from_pretrained(saved)
+    assert again.planner is None and again.config.fps == 8
+
+
+def test_one_window_of_a_stock_wan_is_what_WanPipeline_makes(wan_dir):
+    """Same weights, same flow-matching sampler, same starting noise: T2VPipeline's one window is WanPipeline's video."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    pipe = T2VPipeline.from_wan(wan_dir, **SMALL)
+    pipe.set_progress_bar_config(disable=True)
+    stock = WanPipeline.from_pretrained(wan_dir, scheduler=FlowMatchEulerDiscreteScheduler(shift=5.0))
+    stock.set_progress_bar_config(disable=True)
+    latents = torch.randn(1, 8, 5, 8, 8, generator=torch.Generator().manual_seed(0))
+    prompt = "a red circle bounces left and right"
+    ours = pipe(prompt, num_frames=17, num_inference_steps=4, guidance_scale=5.0, stitching="clips", latents=latents,
+                output_type="latent").frames
+    theirs = stock(prompt, num_frames=17, height=64, width=64, num_inference_steps=4, guidance_scale=5.0, latents=latents,
+                   output_type="latent").frames
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+def test_a_model_needs_all_of_its_token_parts(converted):
+    pipe = T2VPipeline.from_pretrained(converted)
+    with pytest.raises(ValueError, match="go together"):
+        T2VPipeline(**{**pipe.components, "planner": None}, **SMALL)
+    with pytest.raises(ValueError, match="needs the video tokenizer"):
+        T2VPipeline(**{**pipe.components, "planner": None, "video_tokenizer": None, "token_codec": None}, **SMALL)
+
+
+def test_the_cli_generates_and_describes_a_stock_wan_folder(wan_dir, tmp_path):
+    from test_cli import run_cli
+    from t2v.video_io import read_video
+
+    result = run_cli("generate", "a red circle", "--model", str(wan_dir), "--seconds", "2", "--fps", "8", "--height", "64",
+                     "--width", "64", "--steps", "2", "-o", "a.mp4", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    frames, fps = read_video(tmp_path / "a.mp4")
+    assert frames.shape == (16, 64, 64, 3) and fps == 8
+    info = run_cli("info", "--model", str(wan_dir), cwd=tmp_path)
+    assert info.returncode == 0, info.stderr
+    assert "no planner" in info.stdout and "832x480 at 16 fps" in info.stdout

@@ -52,14 +52,17 @@ def storyboard_part(frame_index: torch.Tensor, num_parts: int, num_frames: int, 
     return (centre * num_parts / num_frames).long().clamp(max=num_parts - 1)
 
 
-def check_denoiser(transformer: WanTransformer3DModel, latent_channels: int, token_dim: int) -> None:
-    """Raise a clear error when a denoiser's configuration does not fit the VAE and the video tokenizer."""
+def check_denoiser(transformer: WanTransformer3DModel, latent_channels: int, token_dim: int | None) -> None:
+    """Raise a clear error when a denoiser's configuration does not fit the VAE and the video tokenizer (None: there
+    is none, and the denoiser must have no image branch)."""
     cfg = transformer.config
     if cfg.in_channels != latent_channels or cfg.out_channels != latent_channels:
         raise ValueError(
             f"The denoiser must read and write the VAE's {latent_channels} latent channels, but is configured for "
             f"{cfg.in_channels} in and {cfg.out_channels} out."
         )
+    if token_dim is None and cfg.image_dim is not None:
+        raise ValueError("A denoiser with an image branch needs the video tokenizer, the codec and the planner that feed it.")
     if cfg.image_dim != token_dim:
         raise ValueError(
             f"The denoiser's image branch must take the video tokenizer's {token_dim}-channel tokens "

@@ -16,6 +16,7 @@ at once and returns a `_Call` holding what the rest needs; `_render` runs steps 
 latent frame at a time, through `_noise`, `_predict`, `_on_step` and `_denoised_frames`, then decodes.
 """
 
+import json
 import math
 import os
 import shutil
@@ -73,6 +74,14 @@ def _first_sentence(err: Exception) -> str:
     return (text or type(err).__name__) + "."
 
 
+def _class_name(path: str) -> str | None:
+    """The `_class_name` of a local pipeline folder's model_index.json, or None where there is none to read."""
+    try:
+        return json.loads((Path(path) / "model_index.json").read_text()).get("_class_name")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def write_folder(output_dir: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
     """`write(folder)` into a temporary folder beside `output_dir`, then renamed over it: a crash mid-write never
     leaves a half-written folder. Its files get the umask's permissions (safetensors writes them owner-only)."""
@@ -89,6 +98,10 @@ def write_folder(output_dir: str | os.PathLike, write: Callable[[Path], Any]) ->
         shutil.rmtree(output_dir)
     os.replace(partial, output_dir)
     return output_dir
+
+
+def _on_cpu(tokens: torch.Tensor | None) -> torch.Tensor | None:
+    return None if tokens is None else tokens.float().cpu()
 
 
 @dataclass
@@ -120,7 +133,7 @@ class _Call:
     prompt_embeds: torch.Tensor | None = None  # step 3
     negative_prompt_embeds: torch.Tensor | None = None  # step 3, with guidance
     storyboard_embeds: torch.Tensor | None = None  # step 3, one prompt per part of the storyboard
-    tokens: torch.Tensor | None = None  # step 4: (B, clips, K, token_dim)
+    tokens: torch.Tensor | None = None  # step 4: (B, clips, K, token_dim); None without a planner
 
 
 class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
@@ -130,13 +143,16 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
     LoRA adapters of the denoiser (diffusers/peft format, as `training/train_to2v.py --train_mode lora`
     writes them) load with `pipe.load_lora_weights(folder)`.
 
+    Without a planner (`video_tokenizer`, `token_codec` and `planner` all None) the denoiser follows the text
+    alone: that is a plain Wan2.1 model (`T2VPipeline.from_wan`), given FIFO, storyboards and sparse attention.
+
     Args:
         tokenizer ([`~transformers.PreTrainedTokenizerBase`]): tokenizer of the text encoder.
         text_encoder ([`~transformers.PreTrainedModel`]): a transformers text encoder (UMT5, T5, CLIP text).
-        video_tokenizer ([`VideoTokenizer`]): condenses a clip's latents into K tokens (used in training and to
+        video_tokenizer ([`VideoTokenizer`], *optional*): condenses a clip's latents into K tokens (used in training and to
             encode reference videos).
-        token_codec ([`TokenCodec`]): PCA map between the tokenizer's tokens and the planner's channels.
-        planner ([`~diffusers.WanTransformer3DModel`]): the T2To token-diffusion transformer, patch (1, 1, 1).
+        token_codec ([`TokenCodec`], *optional*): PCA map between the tokenizer's tokens and the planner's channels.
+        planner ([`~diffusers.WanTransformer3DModel`], *optional*): the T2To token-diffusion transformer, patch (1, 1, 1).
         transformer ([`~diffusers.WanTransformer3DModel`]): the To2V denoiser, with the image branch for tokens.
         vae ([`~diffusers.AutoencoderKLWan`]): the 3D causal VAE.
         scheduler ([`~diffusers.FlowMatchEulerDiscreteScheduler`]): the flow-matching schedule of both stages.
@@ -150,15 +166,16 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
     """
 
     model_cpu_offload_seq = "text_encoder->planner->transformer->vae"
+    _optional_components = ["video_tokenizer", "token_codec", "planner"]
     _callback_tensor_inputs = ["latents", "prompt_embeds", "negative_prompt_embeds"]
 
     def __init__(
         self,
         tokenizer: PreTrainedTokenizerBase,
         text_encoder: PreTrainedModel,
-        video_tokenizer: VideoTokenizer,
-        token_codec: TokenCodec,
-        planner: WanTransformer3DModel,
+        video_tokenizer: VideoTokenizer | None,
+        token_codec: TokenCodec | None,
+        planner: WanTransformer3DModel | None,
         transformer: WanTransformer3DModel,
         vae: AutoencoderKLWan,
         scheduler: FlowMatchEulerDiscreteScheduler,
@@ -187,6 +204,14 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         self.vae_scale_factor_spatial = vae.config.scale_factor_spatial
         if (clip_frames - 1) % self.vae_scale_factor_temporal:
             raise ValueError(f"clip_frames must be 1 + a multiple of {self.vae_scale_factor_temporal}, got {clip_frames}.")
+        self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor_spatial)
+        token_parts = (video_tokenizer, token_codec, planner)
+        if all(part is None for part in token_parts):  # the planner off: the text alone
+            check_denoiser(transformer, vae.config.z_dim, None)
+            return
+        if any(part is None for part in token_parts):
+            raise ValueError("video_tokenizer, token_codec and planner go together: give all three, or none for a model "
+                             "that follows the text alone.")
         check_denoiser(transformer, vae.config.z_dim, video_tokenizer.config.token_dim)
         check_planner(planner, token_codec.config.codec_dim, tuple(video_tokenizer.config.grid))
         if token_codec.config.token_dim != video_tokenizer.config.token_dim:
@@ -194,7 +219,6 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
                 f"The token codec expects {token_codec.config.token_dim}-channel tokens but the video tokenizer "
                 f"makes {video_tokenizer.config.token_dim}."
             )
-        self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor_spatial)
         # a FIFO window may straddle two clips: each latent frame then reads its own clip's tokens
         set_frame_token_attention(transformer, video_tokenizer.num_tokens, text_context_length)
 
@@ -211,9 +235,13 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         path = os.fspath(pretrained_model_name_or_path)
         if is_hub_id(path):
             try:
+                if DiffusionPipeline.load_config(path).get("_class_name") == "WanPipeline":
+                    return cls.from_wan(path, **kwargs)
                 return super().from_pretrained(path, **kwargs)
             except Exception as err:
                 raise ValueError(f"No model folder at {path}, and it could not be loaded as a hub id: {_first_sentence(err)}") from err
+        if _class_name(path) == "WanPipeline":
+            return cls.from_wan(path, **kwargs)
         index = read_model_index(path, cls.__name__, "t2v model")
         if any(isinstance(spec, list) and str(spec[0]).startswith("t2v.tokenizers.") for spec in index.values()):
             # a folder saved before the video tokenizer and the codec moved to t2v.models names their old modules
@@ -232,6 +260,21 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
                         f"(such as {empty[0]}), so its config does not match its weights."
                     )
         return pipe
+
+    @classmethod
+    def from_wan(cls, wan: str | os.PathLike, torch_dtype: torch.dtype | None = None, dtype: torch.dtype | None = None,
+                 **config) -> "T2VPipeline":
+        """A diffusers Wan2.1 text-to-video folder (or a hub id the caller names) as it stands, the planner off.
+
+        `config` may set fps, clip_frames, height and width (Wan2.1's 16, 81, 480, 832 otherwise). See
+        `t2v.pipelines.wan_base.load_wan`. `from_pretrained` hands a WanPipeline folder here.
+        """
+        from .wan_base import load_wan
+
+        try:
+            return load_wan(wan, torch_dtype=torch_dtype or dtype or torch.float32, **config)
+        except TypeError as err:
+            raise ValueError(f"A Wan folder takes only fps, clip_frames, height, width and a dtype: {_first_sentence(err)}") from err
 
     def export(self, output_dir: str | os.PathLike, trained_on: str | None = None) -> Path:
         """`save_pretrained` under a temporary name, then renamed over `output_dir`: a crash mid-save never
@@ -268,12 +311,14 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             enable_sparse_attention(self.transformer, density, mode, plan=plan, **options)
             return
         enable_sparse_attention(self.transformer, density, mode, **options)
-        enable_sparse_attention(self.planner, density, mode, **options)
+        if self.planner is not None:
+            enable_sparse_attention(self.planner, density, mode, **options)
 
     def disable_sparse_attention(self) -> None:
         """Dense self-attention everywhere again."""
         disable_sparse_attention(self.transformer)
-        disable_sparse_attention(self.planner)
+        if self.planner is not None:
+            disable_sparse_attention(self.planner)
 
     # ------------------------------------------------------------------------------------------------
     # Prompt encoding
@@ -427,6 +472,8 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
 
     def plan(self, prompt_embeds, negative_prompt_embeds, num_clips, num_steps, guidance_scale, generator, progress_bar=None):
         """Token diffusion over all clips at once -> tokens (B, clips, K, token_dim) in the tokenizer's space."""
+        if self.planner is None:
+            raise ValueError("This model has no planner: it follows the text alone.")
         grid = tuple(self.video_tokenizer.config.grid)
         device, dtype = prompt_embeds.device, self.planner.dtype
         shape = (prompt_embeds.shape[0], self.token_codec.config.codec_dim, num_clips * grid[0], grid[1], grid[2])
@@ -448,6 +495,8 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
 
     def encode_video_tokens(self, latents: torch.Tensor, num_clips: int) -> torch.Tensor:
         """Condensed tokens of normalised latents (B, C, clips·frames, H, W) -> (B, clips, K, token_dim)."""
+        if self.video_tokenizer is None:
+            raise ValueError("This model has no video tokenizer: it follows the text alone.")
         clips = latents.chunk(num_clips, dim=2)
         return torch.stack([self.video_tokenizer(clip.to(self.video_tokenizer.dtype)) for clip in clips], dim=1)
 
@@ -577,6 +626,8 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             call.storyboard_embeds = self.encode_prompt(list(storyboard), None, False, device)[0]
 
         # 4. Plan the condensed tokens of every clip in one go (with a storyboard: each part's clips from its prompt)
+        if self.planner is None:  # the text alone
+            return call
         negative = None if planner_guidance_scale <= 1.0 else call.negative_prompt_embeds.to(self.planner.dtype)
         if call.storyboard_embeds is None:
             texts, counts = call.prompt_embeds[None], [num_clips]
@@ -609,12 +660,13 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         Every latent frame follows the planned tokens of its own clip; with a storyboard, each window reads the
         prompt of its part.
         """
-        clips = (frame_index // call.window).to(call.tokens.device)
-        windows = frame_index.shape[0]
-        if (clips == clips[0, 0]).all():  # one clip: its K tokens, exactly as in training
-            frame_tokens = call.tokens[:, clips[0, 0]].repeat(windows, 1, 1)
-        else:  # K tokens per latent frame (FrameTokenAttnProcessor)
-            frame_tokens = call.tokens[:, clips].transpose(0, 1).flatten(0, 1).flatten(1, 2)
+        windows, frame_tokens = frame_index.shape[0], None
+        if call.tokens is not None:
+            clips = (frame_index // call.window).to(call.tokens.device)
+            if (clips == clips[0, 0]).all():  # one clip: its K tokens, exactly as in training
+                frame_tokens = call.tokens[:, clips[0, 0]].repeat(windows, 1, 1)
+            else:  # K tokens per latent frame (FrameTokenAttnProcessor)
+                frame_tokens = call.tokens[:, clips].transpose(0, 1).flatten(0, 1).flatten(1, 2)
         negative = call.negative_prompt_embeds if call.guidance_scale > 1.0 else None
         if call.storyboard_embeds is None:
             text = call.prompt_embeds.repeat(windows, 1, 1)
@@ -742,7 +794,7 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             decode=True,
         )
         chunks = (self.video_processor.postprocess_video(pixels.float(), output_type="np") for _, pixels in self._render(call))
-        return T2VStream(tokens=call.tokens.float().cpu(), num_frames=call.num_frames, fps=call.fps, chunks=chunks)
+        return T2VStream(tokens=_on_cpu(call.tokens), num_frames=call.num_frames, fps=call.fps, chunks=chunks)
 
     @torch.no_grad()
     @replace_example_docstring(EXAMPLE_DOC_STRING)
@@ -841,7 +893,7 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             video = torch.cat([latent for latent, _ in parts], dim=2)
         else:
             video = self.video_processor.postprocess_video(torch.cat([p for _, p in parts], dim=2).float(), output_type=output_type)
-        tokens = call.tokens.float().cpu()
+        tokens = _on_cpu(call.tokens)
         if not return_dict:
             return (video, tokens)
         return T2VPipelineOutput(frames=video, tokens=tokens)

@@ -21,6 +21,10 @@ user's videos: `training/train_to2v.py --train_mode tokens_only` (or `lora`),
 `training/fit_codec.py`, `training/train_planner.py` (README, "Training on a Wan2.1 base").
 
     python -m t2v.pipelines.wan_base WAN_FOLDER_OR_HUB_ID OUT_DIR
+
+`load_wan` is the other way in: the base as it stands, with no token branch and the planner off
+(`T2VPipeline.from_wan`, or `t2v generate --model WAN`). The video then follows the text alone, and
+FIFO, storyboards, lookahead and sparse attention work on it as on any t2v model.
 """
 
 import os
@@ -61,6 +65,67 @@ def _reshaped(base: WanTransformer3DModel, **changes) -> WanTransformer3DModel:
     return model
 
 
+def _base_parts(wan: str, torch_dtype: torch.dtype) -> dict:
+    """The base's tokenizer, text encoder, VAE and sampler, as `T2VPipeline` takes them (checked first)."""
+    _check_source(wan)
+    load = dict(torch_dtype=torch_dtype, use_safetensors=True)  # safetensors only: never unpickle a checkpoint
+    vae = AutoencoderKLWan.from_pretrained(wan, subfolder="vae", **load)
+    base = WanTransformer3DModel.load_config(wan, subfolder="transformer")
+    if base.get("image_dim") is not None or base["in_channels"] != vae.config.z_dim:
+        raise ValueError(
+            f"{wan} holds an image-to-video Wan (its DiT reads {base['in_channels']} channels and has an image "
+            f"branch); t2v builds on a text-to-video Wan, whose DiT reads the VAE's {vae.config.z_dim} latent channels."
+        )
+    return dict(
+        tokenizer=AutoTokenizer.from_pretrained(wan, subfolder="tokenizer"),
+        text_encoder=UMT5EncoderModel.from_pretrained(wan, subfolder="text_encoder", **load),
+        vae=vae,
+        # FIFO gives every latent frame its own noise level, which a one-step solver follows frame by frame:
+        # flow-matching Euler with the base's shift, in place of the UniPC multistep solver Wan ships with
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=_flow_shift(wan)),
+    )
+
+
+def load_wan(
+    wan: str | os.PathLike,
+    *,
+    fps: int = 16,
+    clip_frames: int = 81,
+    height: int = 480,
+    width: int = 832,
+    torch_dtype: torch.dtype = torch.float32,
+):
+    """A `T2VPipeline` that is a Wan2.1 text-to-video model as it stands: the planner off, no tokens.
+
+    One window of it predicts what `diffusers.WanPipeline` predicts with the same flow-matching sampler; FIFO
+    stitches windows into a video of any length. The defaults are Wan2.1's (16 fps, 81-frame clips, 480×832);
+    the sampler's shift is read from the folder's scheduler config.
+
+    Args:
+        wan: a folder in diffusers' Wan format, or a hub id (downloaded only because it is named).
+        fps, clip_frames, height, width: the video the base was trained at (Wan2.1-T2V-14B also 720×1280).
+        torch_dtype: the dtype the weights are loaded in (diffusers keeps the DiT's float32 modules float32).
+    """
+    from .pipeline_t2v import T2VPipeline
+
+    wan = os.fspath(wan)
+    parts = _base_parts(wan, torch_dtype)
+    transformer = WanTransformer3DModel.from_pretrained(wan, subfolder="transformer", torch_dtype=torch_dtype, use_safetensors=True)
+    return T2VPipeline(
+        **parts,
+        video_tokenizer=None,
+        token_codec=None,
+        planner=None,
+        transformer=transformer,
+        fps=fps,
+        clip_frames=clip_frames,
+        height=height,
+        width=width,
+        trained_on=f"Wan2.1 base {wan} as it stands, the planner off: the video follows the text alone",
+        text_context_length=TEXT_CONTEXT_LENGTH,
+    )
+
+
 def pipeline_from_wan(
     wan: str | os.PathLike,
     *,
@@ -87,18 +152,10 @@ def pipeline_from_wan(
     from .pipeline_t2v import T2VPipeline
 
     wan = os.fspath(wan)
-    _check_source(wan)
-    load = dict(torch_dtype=torch_dtype, use_safetensors=True)  # safetensors only: never unpickle a checkpoint
-    tokenizer = AutoTokenizer.from_pretrained(wan, subfolder="tokenizer")
-    text_encoder = UMT5EncoderModel.from_pretrained(wan, subfolder="text_encoder", **load)
-    vae = AutoencoderKLWan.from_pretrained(wan, subfolder="vae", **load)
-    base = WanTransformer3DModel.load_config(wan, subfolder="transformer")
-    if base.get("image_dim") is not None or base["in_channels"] != vae.config.z_dim:
-        raise ValueError(
-            f"{wan} holds an image-to-video Wan (its DiT reads {base['in_channels']} channels and has an image "
-            f"branch); t2v builds on a text-to-video Wan, whose DiT reads the VAE's {vae.config.z_dim} latent channels."
-        )
-    stock = WanTransformer3DModel.from_pretrained(wan, subfolder="transformer", **load)
+    parts = _base_parts(wan, torch_dtype)
+    vae = parts["vae"]
+    stock = WanTransformer3DModel.from_pretrained(wan, subfolder="transformer", torch_dtype=torch_dtype, use_safetensors=True)
+    base = stock.config
     width_dim = base["num_attention_heads"] * base["attention_head_dim"]
     transformer = _reshaped(stock, image_dim=token_dim, added_kv_proj_dim=width_dim)
     with torch.no_grad():
@@ -109,20 +166,16 @@ def pipeline_from_wan(
     del stock
     video_tokenizer = VideoTokenizer(in_channels=vae.config.z_dim, grid=tuple(token_grid), token_dim=token_dim).to(torch_dtype)
     token_codec = TokenCodec(token_dim=token_dim, codec_dim=codec_dim).to(torch_dtype)
-    scheduler = FlowMatchEulerDiscreteScheduler(shift=_flow_shift(wan))
     trained_on = (
         f"Wan2.1 base {wan}: its text encoder, VAE and DiT; the DiT's token branch, the video tokenizer, the codec and "
         "the planner are new and untrained (train_to2v.py --train_mode tokens_only, fit_codec.py, train_planner.py)"
     )
     return T2VPipeline(
-        tokenizer=tokenizer,
-        text_encoder=text_encoder,
+        **parts,
         video_tokenizer=video_tokenizer,
         token_codec=token_codec,
         planner=planner,
         transformer=transformer,
-        vae=vae,
-        scheduler=scheduler,
         fps=fps,
         clip_frames=clip_frames,
         height=height,
