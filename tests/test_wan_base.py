@@ -129,6 +129,45 @@ def test_the_token_stages_train_on_the_base(converted, tmp_path):
     assert out.frames.shape[:3] == (1, 8, 2)
 
 
+def test_conversion_keeps_stored_dtypes_and_never_loads_the_text_encoder(tmp_path, monkeypatch):
+    """A bfloat16 base converts in bfloat16 with diffusers' float32 modules kept float32; with the default dtype the
+    text encoder and the VAE are copied as stored, never loaded (the converter's memory is the DiT's)."""
+    from diffusers import WanTransformer3DModel as Wan
+    from transformers import UMT5EncoderModel
+
+    from t2v.pipelines import wan_base
+
+    wan = tiny_wan()
+    wan.transformer = Wan.from_pretrained(_saved(wan.transformer, tmp_path / "dit"), dtype=torch.bfloat16)
+    wan.text_encoder.to(torch.bfloat16)
+    wan.save_pretrained(tmp_path / "wan_bf16")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the text encoder was loaded")
+
+    monkeypatch.setattr(UMT5EncoderModel, "from_pretrained", refuse)
+    out = wan_base.convert_wan(tmp_path / "wan_bf16", tmp_path / "out", **SIZE)
+    monkeypatch.undo()
+    for name in ("text_encoder", "vae"):
+        a, b = (next((folder / name).glob("*.safetensors")).read_bytes() for folder in (tmp_path / "wan_bf16", out))
+        assert a == b
+    dit = load_file(out / "transformer" / "diffusion_pytorch_model.safetensors")
+    kept = {k for k, v in dit.items() if v.dtype == torch.float32}
+    assert kept and all(any(m in k for m in Wan._keep_in_fp32_modules) for k in kept)
+    assert {v.dtype for k, v in dit.items() if k not in kept} == {torch.bfloat16}
+    assert {v.dtype for v in load_file(out / "planner" / "diffusion_pytorch_model.safetensors").values()} >= {torch.bfloat16}
+
+    pipe = T2VPipeline.from_pretrained(out, dtype=torch.bfloat16)
+    pipe.set_progress_bar_config(disable=True)
+    frames = pipe("a red circle", num_frames=5, num_inference_steps=2, planner_steps=2, output_type="latent").frames
+    assert frames.dtype == torch.bfloat16 and torch.isfinite(frames.float()).all()
+
+
+def _saved(model, folder):
+    model.save_pretrained(folder)
+    return folder
+
+
 def test_bad_sources_fail_in_one_sentence(tmp_path, wan_dir):
     with pytest.raises(ValueError, match="no model_index.json"):
         pipeline_from_wan(tmp_path)

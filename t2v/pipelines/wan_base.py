@@ -15,9 +15,12 @@ only what reads the condensed tokens. Here the base is Wan2.1 in diffusers forma
   trained already) for everything but its input and output layers;
 - the sampler is flow matching with the base's `flow_shift`.
 
-Converting holds the base's DiT in memory three times (the base, and the denoiser and the planner
-made from it): about 16 GB for Wan2.1-T2V-1.3B in float32. What then trains the new parts, on the
-user's videos: `training/train_to2v.py --train_mode tokens_only` (or `lora`),
+`convert_wan` (the command below) writes the folder one component at a time: the tokenizer, the
+text encoder and the VAE are copied as they are (or loaded and saved in the `--dtype` asked for), and
+only the DiT is loaded, in the dtype it is stored in, to make the denoiser (sharing the base's
+tensors) and the planner (a copy): about twice the DiT's size at the peak, 5–11 GB for
+Wan2.1-T2V-1.3B, never the whole model in float32. diffusers' float32 modules stay float32. What then
+trains the new parts, on the user's videos: `training/train_to2v.py --train_mode tokens_only` (or `lora`),
 `training/fit_codec.py`, `training/train_planner.py` (README, "Training on a Wan2.1 base").
 
     python -m t2v.pipelines.wan_base WAN_FOLDER_OR_HUB_ID OUT_DIR
@@ -28,17 +31,22 @@ FIFO, storyboards, lookahead and sparse attention work on it as on any t2v model
 """
 
 import os
+import shutil
+from collections import Counter
 from pathlib import Path
 
 import torch
+from accelerate import init_empty_weights
 from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
-from transformers import AutoTokenizer, UMT5EncoderModel
+from safetensors import safe_open
+from transformers import AutoConfig, AutoTokenizer, UMT5EncoderModel
 
 from ..checks import OneLineParser, argparse_type, is_hub_id, read_model_index
 from ..models import TokenCodec, VideoTokenizer
 from ..models.denoiser import TEXT_CONTEXT_LENGTH
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+STORED = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}
 IMAGE_VALUE = "attn2.add_v_proj"  # the image branch's value projection in every block
 
 
@@ -56,19 +64,68 @@ def _flow_shift(wan: str) -> float:
         return 3.0
 
 
-def _reshaped(base: WanTransformer3DModel, **changes) -> WanTransformer3DModel:
-    """A Wan DiT of the base's config with `changes`, holding the base's weights wherever their shapes still fit."""
-    model = WanTransformer3DModel.from_config({**base.config, **changes}).to(base.dtype)
+def _stored_dtype(folder: str, component: str) -> torch.dtype:
+    """The dtype most of a component's weights (by count) are stored in, read from its safetensors headers."""
+    counts = Counter()
+    for file in sorted(Path(folder, component).glob("*.safetensors")):
+        with safe_open(file, "pt") as weights:
+            for key in weights.keys():
+                tensor = weights.get_slice(key)
+                counts[tensor.get_dtype()] += torch.Size(tensor.get_shape()).numel()
+    if not counts:
+        raise ValueError(f"{folder}/{component} holds no safetensors weights.")
+    return STORED.get(counts.most_common(1)[0][0], torch.float32)
+
+
+def _reshaped(base: WanTransformer3DModel, torch_dtype: torch.dtype, copy: bool, **changes) -> WanTransformer3DModel:
+    """A Wan DiT of the base's config with `changes`, holding the base's weights wherever their shapes still fit.
+
+    The model is made on the meta device, so no memory goes to weights it then takes from the base: the base's
+    own tensors (`copy=False`: shared with the base) or copies. Its other parameters get torch's default
+    initialisation in `torch_dtype`; the base's tensors keep their dtypes (diffusers' float32 modules stay float32).
+    """
+    with init_empty_weights():
+        model = WanTransformer3DModel.from_config({**base.config, **changes})
     own = model.state_dict()
-    fitting = {k: v for k, v in base.state_dict().items() if k in own and own[k].shape == v.shape}
-    model.load_state_dict(fitting, strict=False)
+    fitting = {k: v.clone() if copy else v for k, v in base.state_dict().items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(fitting, strict=False, assign=True)
+    for prefix, module in model.named_modules():
+        if any(p.is_meta for p in module.parameters(recurse=False)):
+            module.to_empty(device="cpu", recurse=False)
+            module.reset_parameters()
+            for name, param in module.named_parameters(recurse=False):  # a reset module keeps what fitted (a bias)
+                key = f"{prefix}.{name}" if prefix else name
+                param.data = fitting[key] if key in fitting else param.data.to(torch_dtype)
     return model
+
+
+def _token_parts(stock: WanTransformer3DModel, z_dim: int, token_grid, token_dim: int, codec_dim: int, torch_dtype) -> dict:
+    """What the converter adds to the base's DiT: the denoiser with a token branch (sharing the base's tensors),
+    the planner (a copy of the base but for its input and output layers), a new video tokenizer and codec."""
+    width_dim = stock.config.num_attention_heads * stock.config.attention_head_dim
+    planner = _reshaped(stock, torch_dtype, copy=True, patch_size=(1, 1, 1), in_channels=codec_dim, out_channels=codec_dim)
+    transformer = _reshaped(stock, torch_dtype, copy=False, image_dim=token_dim, added_kv_proj_dim=width_dim)
+    with torch.no_grad():
+        for name, param in transformer.named_parameters():
+            if IMAGE_VALUE in name:
+                param.zero_()  # the image branch adds nothing until it is trained: the base's picture
+    return dict(
+        transformer=transformer,
+        planner=planner,
+        video_tokenizer=VideoTokenizer(in_channels=z_dim, grid=tuple(token_grid), token_dim=token_dim).to(torch_dtype),
+        token_codec=TokenCodec(token_dim=token_dim, codec_dim=codec_dim).to(torch_dtype),
+    )
+
+
+def _trained_on(wan: str) -> str:
+    return (f"Wan2.1 base {wan}: its text encoder, VAE and DiT; the DiT's token branch, the video tokenizer, the codec and "
+            "the planner are new and untrained (train_to2v.py --train_mode tokens_only, fit_codec.py, train_planner.py)")
 
 
 def _base_parts(wan: str, torch_dtype: torch.dtype) -> dict:
     """The base's tokenizer, text encoder, VAE and sampler, as `T2VPipeline` takes them (checked first)."""
     _check_source(wan)
-    load = dict(torch_dtype=torch_dtype, use_safetensors=True)  # safetensors only: never unpickle a checkpoint
+    load = dict(dtype=torch_dtype, use_safetensors=True)  # safetensors only: never unpickle a checkpoint
     vae = AutoencoderKLWan.from_pretrained(wan, subfolder="vae", **load)
     base = WanTransformer3DModel.load_config(wan, subfolder="transformer")
     if base.get("image_dim") is not None or base["in_channels"] != vae.config.z_dim:
@@ -110,7 +167,7 @@ def load_wan(
 
     wan = os.fspath(wan)
     parts = _base_parts(wan, torch_dtype)
-    transformer = WanTransformer3DModel.from_pretrained(wan, subfolder="transformer", torch_dtype=torch_dtype, use_safetensors=True)
+    transformer = WanTransformer3DModel.from_pretrained(wan, subfolder="transformer", dtype=torch_dtype, use_safetensors=True)
     return T2VPipeline(
         **parts,
         video_tokenizer=None,
@@ -153,36 +210,68 @@ def pipeline_from_wan(
 
     wan = os.fspath(wan)
     parts = _base_parts(wan, torch_dtype)
-    vae = parts["vae"]
-    stock = WanTransformer3DModel.from_pretrained(wan, subfolder="transformer", torch_dtype=torch_dtype, use_safetensors=True)
-    base = stock.config
-    width_dim = base["num_attention_heads"] * base["attention_head_dim"]
-    transformer = _reshaped(stock, image_dim=token_dim, added_kv_proj_dim=width_dim)
-    with torch.no_grad():
-        for name, param in transformer.named_parameters():
-            if IMAGE_VALUE in name:
-                param.zero_()  # the image branch adds nothing until it is trained: the base's picture
-    planner = _reshaped(stock, patch_size=(1, 1, 1), in_channels=codec_dim, out_channels=codec_dim)
-    del stock
-    video_tokenizer = VideoTokenizer(in_channels=vae.config.z_dim, grid=tuple(token_grid), token_dim=token_dim).to(torch_dtype)
-    token_codec = TokenCodec(token_dim=token_dim, codec_dim=codec_dim).to(torch_dtype)
-    trained_on = (
-        f"Wan2.1 base {wan}: its text encoder, VAE and DiT; the DiT's token branch, the video tokenizer, the codec and "
-        "the planner are new and untrained (train_to2v.py --train_mode tokens_only, fit_codec.py, train_planner.py)"
-    )
-    return T2VPipeline(
-        **parts,
-        video_tokenizer=video_tokenizer,
-        token_codec=token_codec,
-        planner=planner,
-        transformer=transformer,
-        fps=fps,
-        clip_frames=clip_frames,
-        height=height,
-        width=width,
-        trained_on=trained_on,
-        text_context_length=TEXT_CONTEXT_LENGTH,
-    )
+    stock = WanTransformer3DModel.from_pretrained(wan, subfolder="transformer", dtype=torch_dtype, use_safetensors=True)
+    parts.update(_token_parts(stock, parts["vae"].config.z_dim, token_grid, token_dim, codec_dim, torch_dtype))
+    return T2VPipeline(**parts, fps=fps, clip_frames=clip_frames, height=height, width=width, trained_on=_trained_on(wan),
+                       text_context_length=TEXT_CONTEXT_LENGTH)
+
+
+def convert_wan(
+    wan: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    *,
+    fps: int = 16,
+    clip_frames: int = 81,
+    height: int = 480,
+    width: int = 832,
+    token_grid: tuple[int, int, int] = (4, 8, 12),
+    token_dim: int = 512,
+    codec_dim: int = 16,
+    torch_dtype: torch.dtype | None = None,
+) -> Path:
+    """Write what `pipeline_from_wan` makes to `output_dir`, one component at a time (see the module docstring).
+
+    `torch_dtype` None keeps every component in the dtype it is stored in: the tokenizer, text encoder and VAE
+    are then copied file for file. The folder appears only when it is complete.
+    """
+    from .pipeline_t2v import T2VPipeline, write_folder
+
+    wan = os.fspath(wan)
+    _check_source(wan)
+    if not os.path.isdir(wan):  # a hub id the user named: fetched once, then read as a folder
+        from huggingface_hub import snapshot_download
+
+        wan = snapshot_download(wan)
+    load = dict(dtype=torch_dtype, use_safetensors=True)
+
+    def write(folder: Path) -> None:
+        folder.mkdir(parents=True)
+        shutil.copytree(Path(wan, "tokenizer"), folder / "tokenizer")
+        for name, cls in (("text_encoder", UMT5EncoderModel), ("vae", AutoencoderKLWan)):
+            if torch_dtype is None:
+                shutil.copytree(Path(wan, name), folder / name)
+            else:  # loaded, cast and saved alone, then freed
+                cls.from_pretrained(wan, subfolder=name, **load).save_pretrained(folder / name)
+        vae = AutoencoderKLWan.from_config(AutoencoderKLWan.load_config(wan, subfolder="vae"))
+        dtype = torch_dtype or _stored_dtype(wan, "transformer")
+        stock = WanTransformer3DModel.from_pretrained(wan, subfolder="transformer", dtype=dtype, use_safetensors=True)
+        if stock.config.image_dim is not None or stock.config.in_channels != vae.config.z_dim:
+            _base_parts(wan, dtype)  # raises its sentence about image-to-video bases
+        parts = _token_parts(stock, vae.config.z_dim, token_grid, token_dim, codec_dim, dtype)
+        del stock
+        for name, model in parts.items():
+            model.save_pretrained(folder / name)
+        scheduler = FlowMatchEulerDiscreteScheduler(shift=_flow_shift(wan))
+        scheduler.save_pretrained(folder / "scheduler")
+        # model_index.json as save_pretrained writes it, from a pipeline whose text encoder holds no weights
+        with init_empty_weights():
+            text_encoder = UMT5EncoderModel(AutoConfig.from_pretrained(wan, subfolder="text_encoder"))
+        pipe = T2VPipeline(tokenizer=AutoTokenizer.from_pretrained(wan, subfolder="tokenizer"), text_encoder=text_encoder, vae=vae,
+                           scheduler=scheduler, **parts, fps=fps, clip_frames=clip_frames, height=height, width=width,
+                           trained_on=_trained_on(wan), text_context_length=TEXT_CONTEXT_LENGTH)
+        pipe.save_config(folder)
+
+    return write_folder(output_dir, write)
 
 
 def main(argv=None) -> None:
@@ -200,19 +289,19 @@ def main(argv=None) -> None:
     parser.add_argument("--token_grid", type=argparse_type("--token_grid", integer=True), nargs=3, default=[4, 8, 12], metavar=("T", "H", "W"))
     parser.add_argument("--token_dim", type=argparse_type("--token_dim", integer=True), default=512)
     parser.add_argument("--codec_dim", type=argparse_type("--codec_dim", integer=True), default=16)
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+    parser.add_argument("--dtype", choices=["auto", *sorted(DTYPES)], default="auto",
+                        help="the dtype of the weights written (auto: each component's own, copied as stored)")
     args = parser.parse_args(argv)
     out = Path(args.output_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         parser.error(f"{args.output_dir} exists and is not an empty folder; name a new one.")
     try:
-        pipe = pipeline_from_wan(
-            args.wan, fps=args.fps, clip_frames=args.clip_frames, height=args.height, width=args.width,
-            token_grid=tuple(args.token_grid), token_dim=args.token_dim, codec_dim=args.codec_dim, torch_dtype=DTYPES[args.dtype],
+        convert_wan(
+            args.wan, args.output_dir, fps=args.fps, clip_frames=args.clip_frames, height=args.height, width=args.width,
+            token_grid=tuple(args.token_grid), token_dim=args.token_dim, codec_dim=args.codec_dim, torch_dtype=DTYPES.get(args.dtype),
         )
     except (ValueError, OSError) as err:  # OSError: diffusers and transformers on a folder without its weights
         raise SystemExit(f"error: {' '.join(str(err).split())}") from None
-    pipe.export(args.output_dir)  # under a temporary name, then renamed
     print(f"saved a t2v model on the Wan2.1 base {args.wan} to {args.output_dir}")
 
 
