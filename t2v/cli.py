@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run (default: auto, a GPU if there is one)")
     gen.add_argument("--dtype", choices=DTYPES, default="auto",
                      help="the weights' precision: auto is bfloat16 on a GPU and float32 on the CPU (default: auto)")
+    gen.add_argument("--offload", choices=["model", "sequential"],
+                     help="for a GPU too small for the model: keep the weights in CPU memory and move each component "
+                          "(model) or each layer (sequential, slower) to the GPU when it is used")
 
     data = sub.add_parser("data", help="make training data", description="Make training data.")
     data_sub = data.add_subparsers(dest="data_command", metavar="KIND", parser_class=OneLineParser, required=True)
@@ -125,8 +128,8 @@ def _quiet_libraries() -> None:
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
-def _load(model: str | None, device: str = "cpu", dtype: str = "float32"):
-    """The model on `device`, its weights in `dtype` ("auto": bfloat16 on a GPU, float32 on the CPU)."""
+def _load(model: str | None, device: str = "cpu", dtype: str = "float32", offload: str | None = None):
+    """The model on `device` (or offloaded to it), its weights in `dtype` ("auto": bfloat16 on a GPU, float32 on the CPU)."""
     import torch
 
     from . import T2VPipeline, default_model_path
@@ -135,6 +138,9 @@ def _load(model: str | None, device: str = "cpu", dtype: str = "float32"):
     if dtype == "auto":
         dtype = "bfloat16" if device == "cuda" else "float32"
     pipe = T2VPipeline.from_pretrained(model or default_model_path(), dtype=getattr(torch, dtype))
+    if offload:
+        pipe.enable_offload(offload, device)
+        return pipe
     return pipe.to(device)
 
 
@@ -166,7 +172,9 @@ def cmd_generate(args) -> int:
         raise UsageError(f"--attention-density must be at most 1, got {args.attention_density:g}.")
     if args.lora_scale != 1.0 and not args.lora:
         raise UsageError("--lora-scale needs --lora, the adapter it scales.")
-    pipe = _load(args.model, device, args.dtype)
+    if args.offload and device != "cuda":
+        raise UsageError("--offload moves weights between CPU memory and a GPU; it needs a CUDA GPU (--device cuda).")
+    pipe = _load(args.model, device, args.dtype, args.offload)
     if args.lora:
         pipe.load_lora_weights(args.lora, adapter_name="lora")  # refused, in one sentence, if made on another model
         pipe.set_adapters(["lora"], [args.lora_scale])

@@ -152,6 +152,7 @@ BAD_ARGS = {
     "attention density above one": ["generate", "a red circle", "--attention", "semantic", "--attention-density", "1.5"],
     "unknown attention": ["generate", "a red circle", "--attention", "sliding"],
     "paro without a plan": ["generate", "a red circle", "--attention", "paro"],
+    "offload without a gpu": ["generate", "a red circle", "--offload", "model", "--device", "cpu"],
     "calibrate without prompts file": ["calibrate-attention", "--prompts", "no-such-file.txt"],
     "calibrate to a missing folder": ["calibrate-attention", "--prompts", "{prompts}", "--out", "nowhere/plan.safetensors"],
 }

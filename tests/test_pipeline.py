@@ -285,3 +285,24 @@ def test_bfloat16_end_to_end():
     out = pipe(PROMPT, num_frames=9, num_inference_steps=2, planner_steps=2, generator=seeded())
     assert out.frames.shape == (1, 9, 64, 64, 3) and np.isfinite(out.frames).all()
     assert 0.0 <= out.frames.min() and out.frames.max() <= 1.0
+
+
+@pytest.mark.parametrize("offload", ["model", "sequential"])
+def test_offloading_gives_the_same_video(fast, offload):
+    """diffusers' offloading hooks run through every component the call uses (here with the CPU as the device, which
+    the hooks treat as they treat a GPU): the same video, and the small parts kept where the pipeline says."""
+    pipe = T2VPipeline.from_pretrained(default_model_path())
+    pipe.set_progress_bar_config(disable=True)
+    expected = pipe(PROMPT, num_frames=9, generator=seeded(0), **fast)
+    pipe.enable_offload(offload, "cpu")
+    hooked = {name for name, component in pipe.components.items()
+              if isinstance(component, torch.nn.Module) and any(hasattr(m, "_hf_hook") or hasattr(m, "_diffusers_hook") for m in component.modules())}
+    assert {"text_encoder", "planner", "transformer"} <= hooked and not hooked & {"vae", "token_codec", "video_tokenizer"}
+    got = pipe(PROMPT, num_frames=9, generator=seeded(0), **fast)
+    np.testing.assert_allclose(got.frames, expected.frames, atol=1e-5)
+    torch.testing.assert_close(got.tokens, expected.tokens)
+
+
+def test_an_unknown_offload_is_refused(pipe):
+    with pytest.raises(ValueError, match="offload must be 'model' or 'sequential'"):
+        pipe.enable_offload("disk")

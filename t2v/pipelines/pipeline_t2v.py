@@ -165,8 +165,11 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             Shapes world's, whose captions with changes `t2v generate` splits into a storyboard).
     """
 
-    model_cpu_offload_seq = "text_encoder->planner->transformer->vae"
+    model_cpu_offload_seq = "text_encoder->planner->transformer"
     _optional_components = ["video_tokenizer", "token_codec", "planner"]
+    # small parts called through methods other than forward, which offloading hooks do not see: they stay on the
+    # device (the VAE decodes a frame between every two FIFO iterations, so it would travel back and forth)
+    _exclude_from_cpu_offload = ["video_tokenizer", "token_codec", "vae"]
     _callback_tensor_inputs = ["latents", "prompt_embeds", "negative_prompt_embeds"]
 
     def __init__(
@@ -290,6 +293,21 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             check_adapter(self, pretrained_model_name_or_path_or_dict)
         return super().load_lora_weights(pretrained_model_name_or_path_or_dict, adapter_name=adapter_name, **kwargs)
 
+    def enable_offload(self, mode: str, device: str | torch.device = "cuda") -> None:
+        """Keep the weights in CPU memory and bring them to `device` when they are used: "model" moves a whole
+        component at a time (diffusers' `enable_model_cpu_offload`); "sequential" one layer at a time, for a GPU
+        that cannot hold the largest component (diffusers' leaf-level group offloading, which overlaps the copies
+        with compute on CUDA streams). The video tokenizer, codec and VAE, small and called between every two
+        denoiser calls, stay on `device`."""
+        device = torch.device(device)
+        if mode == "model":
+            self.enable_model_cpu_offload(device=device)
+        elif mode == "sequential":
+            kept = [name for name in self._exclude_from_cpu_offload if getattr(self, name) is not None]
+            self.enable_group_offload(device, offload_type="leaf_level", use_stream=device.type == "cuda", exclude_modules=kept)
+        else:
+            raise ValueError(f"offload must be 'model' or 'sequential', got {mode!r}.")
+
     # ------------------------------------------------------------------------------------------------
     # Attention
 
@@ -336,7 +354,7 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             return_attention_mask=True,
             return_tensors="pt",
         )
-        ids, mask = inputs.input_ids.to(self.text_encoder.device), inputs.attention_mask.to(self.text_encoder.device)
+        ids, mask = inputs.input_ids.to(device), inputs.attention_mask.to(device)
         hidden = self.text_encoder(ids, mask).last_hidden_state.to(device=device, dtype=dtype)
         # Wan's convention: keep each prompt's real tokens and pad with zeros to the fixed context length.
         hidden = hidden * mask.to(device=device, dtype=dtype).unsqueeze(-1)
