@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run (default: auto, a GPU if there is one)")
     gen.add_argument("--dtype", choices=DTYPES, default="auto",
                      help="the weights' precision: auto is bfloat16 on a GPU and float32 on the CPU (default: auto)")
+    gen.add_argument("--max-windows-per-call", type=argparse_type("--max-windows-per-call", integer=True),
+                     help="FIFO windows in one model call at most; fewer use less GPU memory, same video "
+                          "(default: what the GPU's free memory holds; all on the CPU)")
     gen.add_argument("--offload", choices=["model", "sequential"],
                      help="for a GPU too small for the model: keep the weights in CPU memory and move each component "
                           "(model) or each layer (sequential, slower) to the GPU when it is used")
@@ -204,6 +207,7 @@ def cmd_generate(args) -> int:
             planner_guidance_scale=args.planner_guidance_scale,
             stitching=args.stitching,
             lookahead=args.lookahead,
+            max_windows_per_call=args.max_windows_per_call,
             storyboard=storyboard,
             generator=torch.Generator(device).manual_seed(args.seed),
         )

@@ -122,10 +122,16 @@ class FIFOSampler:
         sampler (`PerFrameFlowMatch`): the per-frame flow-matching schedule (S steps).
         window (`int`): latent frames per model call.
         lookahead (`bool`): lookahead denoising (about twice the calls, smoother motion).
+        max_windows (`int`, *optional*): at most this many windows in one model call (all of an iteration's otherwise);
+            fewer windows per call hold less memory at once and give the same frames.
     """
 
-    def __init__(self, predict: Predict, sampler: PerFrameFlowMatch, window: int, lookahead: bool = False):
+    def __init__(self, predict: Predict, sampler: PerFrameFlowMatch, window: int, lookahead: bool = False,
+                 max_windows: int | None = None):
+        if max_windows is not None and max_windows < 1:
+            raise ValueError(f"max_windows must be at least 1, got {max_windows}.")
         self.predict, self.sampler, self.window, self.lookahead = predict, sampler, window, lookahead
+        self.max_windows = max_windows
         distributed = dist.is_available() and dist.is_initialized()
         self.rank = dist.get_rank() if distributed else 0
         self.world_size = dist.get_world_size() if distributed else 1
@@ -175,12 +181,14 @@ class FIFOSampler:
                 del latents[a]
 
     def _run(self, windows: list[Window], t: int, schedule: FIFOSchedule, frame) -> dict[int, torch.Tensor]:
-        """Denoise these windows by one step each, batched by length; returns the frames they write."""
+        """Denoise these windows by one step each, batched by length (at most `max_windows` a call); returns the frames
+        they write."""
         written = {}
         by_length: dict[int, list[Window]] = {}
         for w in windows:
             by_length.setdefault(w.end - w.start, []).append(w)
-        for group in by_length.values():
+        cap = self.max_windows or len(windows)
+        for group in (same[i : i + cap] for same in by_length.values() for i in range(0, len(same), cap)):
             x = torch.cat([torch.stack([frame(t, a) for a in range(w.start, w.end)], dim=2) for w in group])
             batch = x.shape[0] // len(group)
             levels = torch.tensor([[schedule.level(t, a) for a in range(w.start, w.end)] for w in group], device=x.device)

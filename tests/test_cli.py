@@ -153,6 +153,7 @@ BAD_ARGS = {
     "unknown attention": ["generate", "a red circle", "--attention", "sliding"],
     "paro without a plan": ["generate", "a red circle", "--attention", "paro"],
     "offload without a gpu": ["generate", "a red circle", "--offload", "model", "--device", "cpu"],
+    "windows per call zero": ["generate", "a red circle", "--max-windows-per-call", "0"],
     "calibrate without prompts file": ["calibrate-attention", "--prompts", "no-such-file.txt"],
     "calibrate to a missing folder": ["calibrate-attention", "--prompts", "{prompts}", "--out", "nowhere/plan.safetensors"],
 }

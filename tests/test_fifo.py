@@ -119,6 +119,22 @@ def test_fifo_differs_from_independent_clips_on_long_videos(pipe):
     assert not np.allclose(a, b) and not np.allclose(a, c)
 
 
+def test_a_cap_on_windows_per_call_gives_the_same_video(pipe, monkeypatch):
+    """Windows split over several denoiser calls (for a GPU's memory) make the same frames as one batched call."""
+    kwargs = dict(num_frames=40, num_inference_steps=10, planner_steps=2, lookahead=True)
+    sizes = []
+    predict = pipe._predict
+    monkeypatch.setattr(pipe, "_predict", lambda call, x, *rest: sizes.append(x.shape[0]) or predict(call, x, *rest))
+    whole = pipe(PROMPT, generator=torch.Generator().manual_seed(0), **kwargs).frames
+    most = max(sizes)
+    sizes.clear()
+    capped = pipe(PROMPT, max_windows_per_call=1, generator=torch.Generator().manual_seed(0), **kwargs).frames
+    assert most > 1 and max(sizes) == 1  # windows of a batch of one prompt
+    np.testing.assert_allclose(capped, whole, atol=1e-5)
+    with pytest.raises(ValueError, match="max_windows_per_call"):
+        pipe(PROMPT, max_windows_per_call=0, **kwargs)
+
+
 @pytest.mark.parametrize("text_length", [TEXT_CONTEXT_LENGTH, 32])
 def test_frame_tokens_equal_shared_tokens_when_all_frames_share_a_clip(pipe, text_length):
     attn = pipe.transformer.blocks[0].attn2

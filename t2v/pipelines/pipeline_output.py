@@ -18,7 +18,8 @@ class T2VPipelineOutput(BaseOutput):
         frames (`np.ndarray`, `torch.Tensor` or `list[list[PIL.Image.Image]]`):
             The videos: (batch, frames, height, width, 3) floats in [0, 1] for "np"; (batch, frames, 3,
             height, width) for "pt"; a list of frame lists for "pil"; the denoised latents
-            (batch, channels, latent frames, height/8, width/8) for "latent".
+            (batch, channels, latent frames, height/8, width/8) for "latent". Tensors are on the CPU: each frame leaves
+            the GPU as it is made.
         tokens (`torch.Tensor` or `None`):
             The planned condensed tokens the denoiser followed, (batch, clips, K, token_dim), on the CPU; None for a
             model without a planner (a plain Wan).

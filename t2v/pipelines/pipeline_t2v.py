@@ -124,6 +124,7 @@ class _Call:
     guidance_scale: float
     stitching: str
     lookahead: bool
+    max_windows: int | None  # FIFO windows in one denoiser call at most (None: all of an iteration's)
     generator: torch.Generator | list[torch.Generator] | None
     latents: torch.Tensor | None  # the starting noise given, if any
     attention_kwargs: dict[str, Any] | None
@@ -458,6 +459,21 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             return max(1, round(seconds * fps))
         return self.config.clip_frames
 
+    def _windows_that_fit(self, call: _Call) -> int | None:
+        """How many FIFO windows one denoiser call can take in the GPU memory free now: a rough estimate, per token
+        ~40 bytes a channel (diffusers' per-token timestep projections in float32, the residual stream) and 2 bytes
+        per feed-forward channel, times the batch and guidance's double batch, within half the free memory. None
+        off CUDA."""
+        if call.device.type != "cuda":
+            return None
+        cfg = self.transformer.config
+        _, _, _, height, width = call.latent_shape
+        tokens = call.window * (height // cfg.patch_size[1]) * (width // cfg.patch_size[2])
+        per_window = tokens * (40 * cfg.num_attention_heads * cfg.attention_head_dim + 2 * cfg.ffn_dim)
+        per_window *= call.batch_size * (2 if call.guidance_scale > 1.0 else 1)
+        free, _ = torch.cuda.mem_get_info(call.device)
+        return max(1, int(free // 2 // per_window))
+
     @property
     def latent_frames_per_clip(self) -> int:
         return (self.config.clip_frames - 1) // self.vae_scale_factor_temporal + 1
@@ -553,6 +569,7 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         planner_guidance_scale,
         stitching,
         lookahead,
+        max_windows_per_call,
         storyboard,
         generator,
         latents,
@@ -623,6 +640,7 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             guidance_scale=guidance_scale,
             stitching=stitching,
             lookahead=lookahead,
+            max_windows=max_windows_per_call,
             generator=generator,
             latents=latents,
             attention_kwargs=attention_kwargs,
@@ -631,6 +649,10 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             decode=decode,
         )
 
+        if max_windows_per_call is None:
+            call.max_windows = self._windows_that_fit(call)
+        else:
+            positive_number("max_windows_per_call", max_windows_per_call, integer=True)
         self._warn_outside_training(prompt, storyboard, height, width, float(fps))
         if lookahead and stitching != "clips" and num_inference_steps <= (window + 1) // 2:
             logger.warning(f"lookahead changes nothing with {num_inference_steps} steps and windows of {window} latent frames: "
@@ -733,7 +755,8 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
                 clip = denoise_window(predict, start, sampler, frames, on_step=on_step)
                 yield from ((c, frame) for frame in clip.split(1, dim=2))
         else:  # the FIFO queue ("single": one window as long as the video)
-            fifo = FIFOSampler(predict, sampler, num_latent_frames if call.stitching == "single" else call.window, call.lookahead)
+            window = num_latent_frames if call.stitching == "single" else call.window
+            fifo = FIFOSampler(predict, sampler, window, call.lookahead, call.max_windows)
             yield from ((0, frame) for frame in fifo(noise, num_latent_frames, on_step=on_step))
 
     @torch.no_grad()  # on a generator function, torch enters and leaves no_grad around every resumption
@@ -775,6 +798,7 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         planner_guidance_scale: float = 3.0,
         stitching: str = "fifo",
         lookahead: bool = False,
+        max_windows_per_call: int | None = None,
         storyboard: list[str] | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
@@ -803,6 +827,7 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             planner_guidance_scale=planner_guidance_scale,
             stitching=stitching,
             lookahead=lookahead,
+            max_windows_per_call=max_windows_per_call,
             storyboard=storyboard,
             generator=generator,
             latents=latents,
@@ -831,6 +856,7 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         planner_guidance_scale: float = 3.0,
         stitching: str = "fifo",
         lookahead: bool = False,
+        max_windows_per_call: int | None = None,
         storyboard: list[str] | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
@@ -862,6 +888,9 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
                 "clips": every clip made and decoded on its own (visible seams). "single": all frames in one
                 window (memory and time grow with the square of the length).
             lookahead (`bool`): FIFO lookahead denoising, about twice the model calls.
+            max_windows_per_call (`int`, *optional*): FIFO windows denoised in one batched model call at most; fewer
+                hold less memory and give the same video. Default: on a GPU, as many as its free memory holds by a
+                rough estimate (`_windows_that_fit`); elsewhere all of an iteration's.
             storyboard (`list[str]`, *optional*): one prompt per equal part of the video in time, the same for
                 every prompt of the batch (FIFO-Diffusion's multi-prompt generation). Each part's clips are
                 planned from its prompt, and each window of the denoiser reads the prompt of the part that holds
@@ -897,6 +926,7 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             planner_guidance_scale=planner_guidance_scale,
             stitching=stitching,
             lookahead=lookahead,
+            max_windows_per_call=max_windows_per_call,
             storyboard=storyboard,
             generator=generator,
             latents=latents,
@@ -905,12 +935,12 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
             decode=output_type != "latent",
         )
-        # steps 5-7: noise, denoising, decoding, gathered
-        parts = list(self._render(call))
+        # steps 5-7: noise, denoising, decoding, gathered in CPU memory as they are made (a GPU holds only the queue)
+        parts = [pixels.cpu() if call.decode else latent.cpu() for latent, pixels in self._render(call)]
         if output_type == "latent":
-            video = torch.cat([latent for latent, _ in parts], dim=2)
+            video = torch.cat(parts, dim=2)
         else:
-            video = self.video_processor.postprocess_video(torch.cat([p for _, p in parts], dim=2).float(), output_type=output_type)
+            video = self.video_processor.postprocess_video(torch.cat(parts, dim=2).float(), output_type=output_type)
         tokens = _on_cpu(call.tokens)
         if not return_dict:
             return (video, tokens)
