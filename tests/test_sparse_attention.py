@@ -304,3 +304,21 @@ def test_gradients_flow_through_sparse_attention():
     model(x, t, ctx).sample.square().mean().backward()
     grad = model.blocks[1].attn1.to_q.weight.grad
     assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+@pytest.mark.slow
+def test_flex_attention_compiles_a_bounded_number_of_times():
+    """FIFO calls the kernel with a changing number of windows and key counts: compiled FlexAttention (here on the
+    CPU, as on CUDA) must reuse its kernels, not compile per shape until torch's recompile limit turns it off."""
+    from torch._dynamo.utils import counters
+
+    from t2v.attention.kernels import flex_block_sparse_attention
+
+    before = counters["stats"]["unique_graphs"]
+    torch.manual_seed(0)
+    for batch, num_keys in [(1, 256), (2, 256), (3, 200), (4, 220), (2, 180), (6, 256), (5, 160), (7, 256), (8, 240)]:
+        q, k, v = (torch.randn(batch, 2, 256, 32) for _ in range(3))
+        blocks = torch.stack([torch.randperm(4)[:2] for _ in range(batch * 2 * 2)]).view(batch, 2, 2, 2)
+        got = flex_block_sparse_attention(q, k, v, blocks, 128, 64, num_keys=num_keys)
+        torch.testing.assert_close(got, masked_dense_attention(q, k, v, blocks, 128, 64, num_keys=num_keys), rtol=1e-4, atol=1e-5)
+    assert counters["stats"]["unique_graphs"] - before <= 4  # with and without padding, each static then dynamic

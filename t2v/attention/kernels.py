@@ -15,8 +15,6 @@ On CUDA, `sparse_attention` uses `flex_block_sparse_attention` instead: the same
 FlexAttention `BlockMask`, whose compiled kernel skips unselected blocks without gathering them.
 """
 
-import functools
-
 import torch
 import torch.nn.functional as F
 
@@ -84,9 +82,9 @@ def block_sparse_attention(
 _compiled_flex = None
 
 
-@functools.lru_cache(maxsize=None)
-def _padding_mask(num_keys: int):
-    """One mask_mod function per key count, so that compiled FlexAttention is not recompiled every call."""
+def _padding_mask(num_keys: torch.Tensor):
+    """A mask_mod hiding the keys at positions >= num_keys, a 0-d tensor: compiled FlexAttention reads the tensor as
+    an input, so a new key count needs no new kernel (a Python int would be compiled in as a constant)."""
 
     def mask_mod(b, h, q_idx, kv_idx):
         return kv_idx < num_keys
@@ -100,14 +98,15 @@ def flex_block_sparse_attention(query, key, value, kv_blocks, query_tile, key_bl
     Meant for CUDA, where FlexAttention's fused kernel skips the unselected blocks without a gather. The
     block mask is built with `BlockMask.from_kv_blocks` from the same selection (cheap; the selection
     changes every step in semantic mode); query tiles are split into rows of 128 queries, FlexAttention's
-    native block height. Shapes that stay the same between calls (a fixed FIFO window) compile once;
-    each new (B, H, N) compiles once more, and the padding mask is one function per key count.
+    native block height. It compiles once for the first shape and once more, with dynamic shapes, when another
+    (B, H, N) or key count comes (torch.compile's automatic dynamic shapes): FIFO's changing number of windows
+    per call never reaches torch's recompile limit, past which FlexAttention would quietly run unfused.
     """
     from torch.nn.attention.flex_attention import BlockMask, flex_attention
 
     global _compiled_flex
     if _compiled_flex is None:
-        _compiled_flex = torch.compile(flex_attention, dynamic=False)
+        _compiled_flex = torch.compile(flex_attention)
     batch, heads, length, _ = query.shape
     tiles, key_blocks = length // query_tile, length // key_block
     rows = query_tile // 128 if query_tile % 128 == 0 else 1
@@ -120,7 +119,7 @@ def flex_block_sparse_attention(query, key, value, kv_blocks, query_tile, key_bl
     rest = torch.ones(batch, heads, tiles, key_blocks, dtype=torch.bool, device=query.device)
     rest.scatter_(-1, kv_blocks, False)
     order = torch.cat([kv_blocks, rest.nonzero()[:, -1].view(batch, heads, tiles, -1)], dim=-1)
-    mask_mod = _padding_mask(num_keys) if num_keys is not None and num_keys < length else None
+    mask_mod = _padding_mask(torch.tensor(num_keys, device=query.device)) if num_keys is not None and num_keys < length else None
     block_mask = BlockMask.from_kv_blocks(
         num.repeat_interleave(rows, dim=2),
         order.to(torch.int32).repeat_interleave(rows, dim=2),
