@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--max-windows-per-call", type=argparse_type("--max-windows-per-call", integer=True),
                      help="FIFO windows in one model call at most; fewer use less GPU memory, same video "
                           "(default: what the GPU's free memory holds; all on the CPU)")
+    gen.add_argument("--vae-tiling", action="store_true",
+                     help="decode each frame in overlapping tiles (diffusers' VAE tiling): less GPU memory at 720p, same streaming")
     gen.add_argument("--offload", choices=["model", "sequential"],
                      help="for a GPU too small for the model: keep the weights in CPU memory and move each component "
                           "(model) or each layer (sequential, slower) to the GPU when it is used")
@@ -181,6 +183,8 @@ def cmd_generate(args) -> int:
     if args.lora:
         pipe.load_lora_weights(args.lora, adapter_name="lora")  # refused, in one sentence, if made on another model
         pipe.set_adapters(["lora"], [args.lora_scale])
+    if args.vae_tiling:
+        pipe.vae.enable_tiling()
     if args.attention != "dense":
         pipe.enable_sparse_attention(args.attention_density, args.attention)
     seconds = args.seconds if args.frames is None and args.seconds is not None else (None if args.frames else 4.0)

@@ -170,3 +170,31 @@ def test_decoder_cache_and_frame_by_frame_decoding_are_the_vae_decoders(patch_si
     if patch_size is not None:
         video = compat.unpatchify(video, patch_size=patch_size)
     same(video.clamp(-1, 1), vae.decode(z).sample, "frame-by-frame decoding (`decode_causal_frame`, `unpatchify`)")
+
+
+@pytest.mark.parametrize("patch_size", [None, 2])
+@torch.no_grad()
+def test_streaming_decoding_in_tiles_is_diffusers_tiled_decoding(patch_size):
+    """`StreamingDecoder` with `vae.enable_tiling()`, fed one latent frame at a time, blends its tiles as diffusers'
+    `tiled_decode` does over the whole video (and tiling changes the picture only at the seams)."""
+    from t2v.models.vae import StreamingDecoder, normalize_latents
+
+    torch.manual_seed(0)
+    channels = 3 * (patch_size or 1) ** 2
+    halvings = [False, True, True] if patch_size is None else [False, True]  # 8× in space either way, as configured
+    vae = AutoencoderKLWan(base_dim=8, z_dim=4, dim_mult=[1, 2, 2, 2][: len(halvings) + 1], num_res_blocks=1, temperal_downsample=halvings,
+                           is_residual=patch_size is not None, patch_size=patch_size, in_channels=channels, out_channels=channels,
+                           latents_mean=[0.1] * 4, latents_std=[2.0] * 4).eval()
+    ratio = vae.spatial_compression_ratio
+    vae.enable_tiling(tile_sample_min_height=4 * ratio, tile_sample_min_width=4 * ratio,
+                      tile_sample_stride_height=3 * ratio, tile_sample_stride_width=3 * ratio)
+    raw = torch.randn(1, 4, 2, 6, 5, generator=torch.Generator().manual_seed(3))
+    decoder = StreamingDecoder(vae)
+    streamed = torch.cat([decoder.decode(frame) for frame in normalize_latents(vae, raw).split(1, dim=2)], dim=2)
+    expected = vae.decode(raw).sample
+    assert len(decoder._states) == 4  # 2 rows × 2 columns of tiles, each with its own cache
+    assert streamed.shape == expected.shape and expected.shape[-2:] == (48, 40)
+    if not torch.allclose(streamed, expected, atol=1e-5):  # the blend's float rounding differs by ~1e-6
+        pytest.fail(f"tiled decoding (`tile_sample_*`, `blend_v`, `blend_h`) no longer matches diffusers {diffusers.__version__}: {UPDATE}.")
+    vae.disable_tiling()
+    assert not torch.allclose(streamed, vae.decode(raw).sample, atol=1e-3)

@@ -42,30 +42,66 @@ class StreamingDecoder:
     r"""
     Decode normalised latents of one video a few frames at a time, in order, with the causal cache kept.
 
+    With `vae.enable_tiling()` each frame is decoded in overlapping spatial tiles, each with its own causal cache,
+    and the tiles blended as diffusers' `AutoencoderKLWan.tiled_decode` blends them: the decoder's memory is a
+    tile's, for sizes such as 720p on a small GPU.
+
     Args:
-        vae (`AutoencoderKLWan`): the VAE; its spatial tiling is not used here (it needs the whole video).
+        vae (`AutoencoderKLWan`): the VAE.
     """
 
     def __init__(self, vae: AutoencoderKLWan):
         self.vae = vae
-        self._cache = [None] * decoder_cache_size(vae)
-        self._first = True
+        self._states: dict[tuple[int, int], list] = {}  # per tile (the whole frame: (0, 0)): [cache, first call]
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Next latent frames (B, C, F, H, W) -> their video frames (B, 3, F', 8H, 8W) in [-1, 1]."""
-        return self.frames(self.vae.post_quant_conv(denormalize_latents(self.vae, latents))).clamp(-1.0, 1.0)
+        z = denormalize_latents(self.vae, latents)
+        vae, ratio = self.vae, self.vae.spatial_compression_ratio
+        tile_h, tile_w = vae.tile_sample_min_height // ratio, vae.tile_sample_min_width // ratio
+        if not vae.use_tiling or (z.shape[3] <= tile_h and z.shape[4] <= tile_w):
+            return self.frames(vae.post_quant_conv(z)).clamp(-1.0, 1.0)
+        return self._tiled(z).clamp(-1.0, 1.0)
 
     def frames(self, features: torch.Tensor) -> torch.Tensor:
         """`post_quant_conv` features -> video frames, unclamped, with gradients if enabled."""
+        return self._unpatchify(self._decoded(features, (0, 0)))
+
+    def _decoded(self, features: torch.Tensor, tile: tuple[int, int]) -> torch.Tensor:
+        """Features of one tile through the decoder a latent frame at a time, with that tile's cache."""
+        state = self._states.setdefault(tile, [[None] * decoder_cache_size(self.vae), True])
         out = []
         for i in range(features.shape[2]):
-            out.append(decode_causal_frame(self.vae, features[:, :, i : i + 1], self._cache, self._first))
-            self._first = False
-        video = torch.cat(out, dim=2)
-        if self.vae.config.patch_size is not None:
-            video = unpatchify(video, patch_size=self.vae.config.patch_size)
-        return video
+            out.append(decode_causal_frame(self.vae, features[:, :, i : i + 1], state[0], state[1]))
+            state[1] = False
+        return torch.cat(out, dim=2)
+
+    def _unpatchify(self, video: torch.Tensor) -> torch.Tensor:
+        patch = self.vae.config.patch_size
+        return video if patch is None else unpatchify(video, patch_size=patch)
+
+    def _tiled(self, z: torch.Tensor) -> torch.Tensor:
+        """diffusers' tiled decode, one call's frames at a time (the tile sizes and the blending are its)."""
+        vae, ratio, patch = self.vae, self.vae.spatial_compression_ratio, self.vae.config.patch_size or 1
+        tile_h, tile_w = vae.tile_sample_min_height // ratio, vae.tile_sample_min_width // ratio
+        step_h, step_w = vae.tile_sample_stride_height // ratio, vae.tile_sample_stride_width // ratio
+        keep_h, keep_w = vae.tile_sample_stride_height // patch, vae.tile_sample_stride_width // patch
+        blend_h, blend_w = vae.tile_sample_min_height // patch - keep_h, vae.tile_sample_min_width // patch - keep_w
+        rows = [[self._decoded(vae.post_quant_conv(z[:, :, :, i : i + tile_h, j : j + tile_w]), (i, j))
+                 for j in range(0, z.shape[4], step_w)] for i in range(0, z.shape[3], step_h)]
+        out_rows = []
+        for i, row in enumerate(rows):
+            out_row = []
+            for j, tile in enumerate(row):
+                if i > 0:
+                    tile = vae.blend_v(rows[i - 1][j], tile, blend_h)
+                if j > 0:
+                    tile = vae.blend_h(row[j - 1], tile, blend_w)
+                out_row.append(tile[:, :, :, :keep_h, :keep_w])
+            out_rows.append(torch.cat(out_row, dim=-1))
+        video = torch.cat(out_rows, dim=3)[:, :, :, : z.shape[3] * ratio // patch, : z.shape[4] * ratio // patch]
+        return self._unpatchify(video)
 
 
 def decode_unclamped(vae: AutoencoderKLWan, raw_latents: torch.Tensor) -> torch.Tensor:
