@@ -250,6 +250,7 @@ def test_a_model_needs_all_of_its_token_parts(converted):
 
 def test_the_cli_generates_and_describes_a_stock_wan_folder(wan_dir, tmp_path):
     from test_cli import run_cli
+
     from t2v.video_io import read_video
 
     result = run_cli("generate", "a red circle", "--model", str(wan_dir), "--seconds", "2", "--fps", "8", "--height", "64",

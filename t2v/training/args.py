@@ -11,6 +11,8 @@ from pathlib import Path
 
 from ..checks import OneLineParser
 
+CHECKPOINTING_PARAMETERS = 100_000_000  # gradient checkpointing is on by default for a denoiser or planner larger than this
+
 
 def training_parser(description: str) -> argparse.ArgumentParser:
     """A parser with the options every t2v training script takes."""
@@ -28,19 +30,32 @@ def training_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--train_batch_size", type=int, default=4, help="per process")
     p.add_argument("--gradient_accumulation_steps", type=int, default=1)
     p.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], default="no")
-    p.add_argument("--gradient_checkpointing", action="store_true")
+    p.add_argument("--gradient_checkpointing", action="store_true", default=None,
+                   help="recompute the denoiser's (or planner's) activations in the backward pass to save memory "
+                        f"(default: on for one of over {CHECKPOINTING_PARAMETERS // 10**6} M parameters)")
+    p.add_argument("--no_gradient_checkpointing", dest="gradient_checkpointing", action="store_false", help="keep every activation")
     p.add_argument("--use_ema", action="store_true", help="keep an EMA of the trained weights (diffusers EMAModel) and export it")
     p.add_argument("--ema_decay", type=float, default=0.999)
     p.add_argument("--checkpointing_steps", type=int, default=500)
-    p.add_argument("--checkpoints_total_limit", type=int, default=None)
+    p.add_argument("--checkpoints_total_limit", type=int, default=3, help="checkpoints kept, the newest (0: all)")
     p.add_argument("--resume_from_checkpoint", help="'latest' or a checkpoint folder")
     p.add_argument("--validation_steps", type=int, default=0, help="write a validation video every N steps (0: only at the end)")
+    p.add_argument("--skip_validation", action="store_true", help="write no validation video, not even at the end")
     p.add_argument("--validation_prompt", default="a red circle bounces left and right")
     p.add_argument("--report_to", choices=["none", "tensorboard"], default="none")
     p.add_argument("--dataloader_num_workers", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fps", type=float, default=None, help="frame rate the videos are resampled to (default: the model's)")
+    add_size_arguments(p)
     return p
+
+
+def add_size_arguments(parser: argparse.ArgumentParser, clip_frames: bool = True) -> None:
+    """--height, --width (and --clip_frames): the size videos are trained at; checked by `common.set_training_size`."""
+    parser.add_argument("--height", type=int, default=None, help="frame height videos are trained at (default: the model's)")
+    parser.add_argument("--width", type=int, default=None, help="frame width videos are trained at (default: the model's)")
+    if clip_frames:
+        parser.add_argument("--clip_frames", type=int, default=None, help="frames of one clip, 1 + a multiple of 4 (default: the model's)")
 
 
 def parse_training_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
@@ -71,6 +86,9 @@ def parse_training_args(parser: argparse.ArgumentParser, argv: list[str] | None 
             parser.error(f"--{name} must be greater than 0, got {getattr(args, name)}")
     if not args.learning_rate > 0:
         parser.error(f"--learning_rate must be greater than 0, got {args.learning_rate}")
+    for name in ("validation_steps", "checkpoints_total_limit"):
+        if getattr(args, name) is not None and getattr(args, name) < 0:
+            parser.error(f"--{name} must be 0 or more, got {getattr(args, name)}")
     return args
 
 

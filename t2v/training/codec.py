@@ -32,7 +32,9 @@ def main(argv=None):
         parser.error("give --data_dir (a video folder) or --latents_dir (a latent cache)")
 
     accelerator = Accelerator()
-    pipe = load_base(args.model).to(accelerator.device)
+    pipe = load_base(args.model)
+    pipe.vae.to(accelerator.device)  # what encodes clips into tokens; the codec is fitted on the CPU
+    pipe.video_tokenizer.to(accelerator.device)
     tokens = []
     with torch.no_grad():
         if args.latents_dir:  # every whole clip of every cached video

@@ -1,7 +1,9 @@
 """Pieces every training stage uses: the base model, the data, latents, the flow-matching loss."""
 
+import collections
 import functools
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -12,18 +14,87 @@ from diffusers.training_utils import compute_density_for_timestep_sampling
 from .. import T2VPipeline, default_model_path
 from ..schedulers import PerFrameFlowMatch
 from ..video_io import write_video
+from .args import CHECKPOINTING_PARAMETERS
+
+SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
 
 
 def load_base(model: str | None) -> T2VPipeline:
-    """The pipeline a stage starts from (the packaged model by default), quiet and on the CPU."""
+    """The pipeline a stage starts from (the packaged model by default), quiet and on the CPU, every component in
+    the dtype its weights are stored in (diffusers would load them all in float32), so that the stage exports a
+    bfloat16 base in bfloat16."""
     from diffusers.utils import logging as dlogging
     from transformers.utils import logging as tlogging
 
     dlogging.disable_progress_bar()
     tlogging.disable_progress_bar()
-    pipe = T2VPipeline.from_pretrained(model or default_model_path())
+    path = model or default_model_path()
+    dtypes = stored_dtypes(path)
+    pipe = T2VPipeline.from_pretrained(path, **({"dtype": dtypes} if dtypes else {}))
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def stored_dtypes(folder) -> dict[str, torch.dtype]:
+    """{component: the floating dtype most of its stored weights have} of a local t2v model folder ({} for other folders)."""
+    from safetensors import safe_open
+
+    folder = Path(folder)
+    try:
+        if json.loads((folder / "model_index.json").read_text()).get("_class_name") != T2VPipeline.__name__:
+            return {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    dtypes = {}
+    for component in sorted(p for p in folder.iterdir() if p.is_dir()):
+        counts = collections.Counter()
+        for file in component.glob("*.safetensors"):
+            with safe_open(file, framework="pt") as f:
+                for name in f.keys():
+                    tensor = f.get_slice(name)
+                    dtype = SAFETENSORS_DTYPES.get(tensor.get_dtype())
+                    if dtype is not None:
+                        counts[dtype] += math.prod(tensor.get_shape())
+        if counts:
+            dtypes[component.name] = counts.most_common(1)[0][0]
+    return dtypes
+
+
+def set_training_size(pipe: T2VPipeline, args, videos=None) -> None:
+    """Check the size a stage trains at (`args.height`, `args.width`, `args.clip_frames`; None: the model's) and
+    record it in `pipe.config`, which the stage's data, validation and exported model read. With a latent cache
+    (`videos`, a `LatentVideos`) the frame size is the cache's. Raises ValueError in one sentence for a size the VAE
+    and the denoiser cannot take, or a cache this model's VAE did not make."""
+    height, width, clip_frames = args.height, args.width, getattr(args, "clip_frames", None)
+    spatial, temporal = pipe.vae.config.scale_factor_spatial, pipe.vae.config.scale_factor_temporal
+    if videos is not None and len(videos):
+        channels, _, h, w = videos[0][0].shape
+        if channels != pipe.vae.config.z_dim:
+            raise ValueError(f"The latent cache holds {channels}-channel latents but this model's VAE makes {pipe.vae.config.z_dim}: "
+                             "make the cache with this model (cache_latents.py --model).")
+        if (height or h * spatial, width or w * spatial) != (h * spatial, w * spatial):
+            raise ValueError(f"The latent cache holds {w * spatial}x{h * spatial} videos, not {width}x{height}: leave out --height "
+                             "and --width, or make a cache at that size (cache_latents.py --height --width).")
+        height, width = h * spatial, w * spatial
+    patch = pipe.transformer.config.patch_size
+    for name, value, multiple in (("height", height, spatial * patch[1]), ("width", width, spatial * patch[2])):
+        if value is not None and (value <= 0 or value % multiple):
+            raise ValueError(f"--{name} must be a positive multiple of {multiple} (the VAE's {spatial}x downscaling times the "
+                             f"denoiser's {multiple // spatial}x patch), got {value}.")
+    if clip_frames is not None and (clip_frames <= 1 or (clip_frames - 1) % temporal):
+        raise ValueError(f"--clip_frames must be 1 + a positive multiple of {temporal} (the VAE's {temporal}x in time; e.g. "
+                         f"{1 + 4 * temporal} or 81), got {clip_frames}.")
+    size = {"height": height, "width": width, "clip_frames": clip_frames}
+    pipe.register_to_config(**{name: value for name, value in size.items() if value is not None})
+
+
+def use_gradient_checkpointing(module: torch.nn.Module, choice: bool | None, threshold: int = CHECKPOINTING_PARAMETERS) -> bool:
+    """Turn on gradient checkpointing in `module` if `choice` says so or, when it is None, if the module has more than
+    `threshold` parameters (a real base, not the Shapes world's small models); returns whether it is on."""
+    on = choice if choice is not None else sum(p.numel() for p in module.parameters()) > threshold
+    if on:
+        module.enable_gradient_checkpointing()
+    return on
 
 
 def video_dataset(args, pipe: T2VPipeline, **mode):
@@ -128,10 +199,9 @@ def trained_on(args, stage: str, previous: str) -> str:
     return line
 
 
-def write_validation(pipe: T2VPipeline, model: torch.nn.Module, prompt: str, path: Path, fps: float) -> Path:
-    """Generate a one-clip validation video with the weights as they are now, every component on the device of
-    the stage's training module `model` (accelerate moved only what that module holds)."""
-    pipe.to(next(model.parameters()).device)
+def write_validation(pipe: T2VPipeline, prompt: str, path: Path, fps: float) -> Path:
+    """Generate a one-clip validation video at the training size with the weights as they are now. The stage's
+    module holds every component this calls, so they are where the stage runs (`placement.check_placement`)."""
     frames = pipe(prompt, num_frames=pipe.config.clip_frames, num_inference_steps=10, planner_steps=10,
                   generator=torch.Generator().manual_seed(0)).frames[0]
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,9 @@ What a diffusers user expects from a training script: gradient accumulation, mix
 checkpoints every N steps (written under a temporary name and renamed, so a crash mid-save leaves the
 previous checkpoint intact), `--resume_from_checkpoint latest|PATH`, one JSON line per optimizer
 step in `OUTPUT_DIR/metrics.jsonl` (step, loss, lr, unix time), a progress bar and optional tensorboard logging.
+Every module of the stage is put on the accelerator's device, what trains in float32 and what is frozen in the
+mixed-precision dtype, and checked there before the first step (`placement.py`); the exported model is written in
+the dtypes the base was loaded in.
 
 Resuming is exact: every random choice is a function of (seed, step), not of a generator's history.
 The data order of epoch e is a permutation seeded by (seed, e); a micro-step's noise comes from a
@@ -28,6 +31,8 @@ from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
+
+from .placement import cast_for_training, check_placement, restore_dtypes, weight_dtype
 
 CHECKPOINT_PREFIX = "checkpoint-"
 STATE_FILE = "t2v_training_state.json"
@@ -79,9 +84,17 @@ class SeededItems(Dataset):
 
 
 class StageModule(torch.nn.Module):
-    """The module a stage trains: it holds the trained parts and the frozen ones its loss calls (so that
+    """The module a stage trains: it holds the trained parts and the frozen ones the stage calls (so that
     accelerate moves them all), but its `state_dict`, and so every checkpoint, holds only what trains;
-    the frozen weights are the model folder's, read again when a run resumes."""
+    the frozen weights are the model folder's, read again when a run resumes. A part with nothing to train
+    stays in eval mode (no dropout), as at inference."""
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for part in self.children():
+            if not any(param.requires_grad for param in part.parameters()):
+                part.eval()
+        return self
 
     def state_dict(self, *args, destination=None, prefix="", keep_vars=False):
         trained = {prefix + name for name, param in self.named_parameters() if param.requires_grad}
@@ -138,6 +151,8 @@ def train(stage: Stage, args) -> Path:
         output_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
 
+    frozen_dtype = weight_dtype(accelerator.mixed_precision)
+    loaded_dtypes = cast_for_training(stage.model, frozen_dtype)
     params = [p for p in stage.model.parameters() if p.requires_grad]
     if not params:
         raise ValueError(f"The {stage.name} stage has nothing to train.")
@@ -181,6 +196,8 @@ def train(stage: Stage, args) -> Path:
     if accelerator.is_main_process and args.report_to != "none":
         accelerator.init_trackers(f"t2v-{stage.name}", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
 
+    check_placement(accelerator.unwrap_model(model), accelerator.device, frozen_dtype, stage.name)
+    validate = None if args.skip_validation else stage.validate
     metrics = output_dir / "metrics.jsonl"
     progress = tqdm(total=args.max_train_steps, initial=global_step, desc=stage.name, disable=not accelerator.is_main_process)
     micro_step = global_step * accum
@@ -218,17 +235,19 @@ def train(stage: Stage, args) -> Path:
                 accelerator.log({"loss": mean_loss, "lr": record["lr"]}, step=global_step)
         if global_step % args.checkpointing_steps == 0 or global_step == args.max_train_steps:
             save_checkpoint(accelerator, output_dir, global_step, args.checkpoints_total_limit)
-        if stage.validate and args.validation_steps and global_step % args.validation_steps == 0:
-            _validate(accelerator, stage, model, ema, params, output_dir, global_step)
+        if validate and args.validation_steps and global_step % args.validation_steps == 0:
+            _validate(accelerator, validate, model, ema, params, output_dir, global_step)
     progress.close()
 
     export_dir = output_dir / stage.export_name
     if accelerator.is_main_process:
         unwrapped = accelerator.unwrap_model(model).eval()
         with _ema_weights(ema, params), torch.no_grad():
+            restore_dtypes(unwrapped, loaded_dtypes)  # the trained weights too, in the dtype the base was loaded in
             stage.export(unwrapped, export_dir)
-            if stage.validate:
-                stage.validate(unwrapped, output_dir / "validation" / f"step-{global_step}")
+            if validate:
+                with accelerator.autocast():
+                    validate(unwrapped, output_dir / "validation" / f"step-{global_step}")
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return export_dir
@@ -271,11 +290,11 @@ class _ema_weights:
             self.ema.restore(self.params)
 
 
-def _validate(accelerator, stage, model, ema, params, output_dir, step):
+def _validate(accelerator, validate, model, ema, params, output_dir, step):
     if accelerator.is_main_process:
         unwrapped = accelerator.unwrap_model(model).eval()
-        with _ema_weights(ema, params), torch.no_grad():
-            stage.validate(unwrapped, output_dir / "validation" / f"step-{step}")
+        with _ema_weights(ema, params), torch.no_grad(), accelerator.autocast():
+            validate(unwrapped, output_dir / "validation" / f"step-{step}")
         unwrapped.train()
     accelerator.wait_for_everyone()
 

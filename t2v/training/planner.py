@@ -14,17 +14,29 @@ import torch
 from ..models.planner import tokens_to_grid
 from ..models.vae import encode_latents
 from .args import parse_training_args, training_parser
-from .common import flow_matching_loss, freeze, load_base, trained_on, training_scheduler, video_dataset, write_validation
+from .common import (
+    flow_matching_loss,
+    freeze,
+    load_base,
+    set_training_size,
+    trained_on,
+    training_scheduler,
+    use_gradient_checkpointing,
+    video_dataset,
+    write_validation,
+)
 from .latents import LatentPlans, LatentVideos, collate_plans
 from .loop import Stage, StageModule, train
 
 
 class PlannerTraining(StageModule):
-    def __init__(self, pipe, text_dropout: float):
+    def __init__(self, pipe, text_dropout: float, validation: bool = True):
         super().__init__()
-        # every component the loss calls is a submodule, so that accelerate puts it on the training device
+        # every component the stage calls is a submodule, so that accelerate puts it where the stage runs
         self.vae, self.video_tokenizer, self.planner = pipe.vae, pipe.video_tokenizer, pipe.planner
         self.text_encoder, self.token_codec = pipe.text_encoder, pipe.token_codec
+        if validation:  # the validation video is rendered by the denoiser
+            self.transformer = pipe.transformer
         self.pipe = pipe  # not a module: used for its prompt encoding
         self.scheduler = training_scheduler(pipe)
         self.text_dropout = text_dropout
@@ -68,13 +80,14 @@ def main(argv=None):
     args = parse_training_args(parser, argv)
 
     pipe = load_base(args.model)
+    videos = LatentVideos(args.latents_dir) if args.latents_dir else None
+    set_training_size(pipe, args, videos)
     freeze(pipe.vae, pipe.text_encoder, pipe.video_tokenizer, pipe.token_codec, pipe.transformer)
     pipe.planner.requires_grad_(True)
-    if args.gradient_checkpointing:
-        pipe.planner.enable_gradient_checkpointing()
+    use_gradient_checkpointing(pipe.planner, args.gradient_checkpointing)
     collate = None
-    if args.latents_dir:
-        dataset = LatentPlans(LatentVideos(args.latents_dir), pipe.latent_frames_per_clip, args.max_clips or args.num_clips)
+    if videos is not None:
+        dataset = LatentPlans(videos, pipe.latent_frames_per_clip, args.max_clips or args.num_clips)
         collate = collate_plans
     elif args.max_clips:
         from ..data.video_folder import collate_long
@@ -88,9 +101,10 @@ def main(argv=None):
         pipe.export(output_dir, trained_on(args, "planner", previous))
 
     def validate(model, path):
-        write_validation(pipe, model, args.validation_prompt, path, pipe.config.fps)
+        write_validation(pipe, args.validation_prompt, path, pipe.config.fps)
 
-    return train(Stage("planner", PlannerTraining(pipe, args.text_dropout), dataset, export, validate, collate), args)
+    model = PlannerTraining(pipe, args.text_dropout, validation=not args.skip_validation)
+    return train(Stage("planner", model, dataset, export, validate, collate), args)
 
 
 if __name__ == "__main__":

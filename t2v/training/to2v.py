@@ -25,12 +25,24 @@ import math
 import warnings
 
 import torch
+from accelerate import PartialState
 
 from ..models.denoiser import expand_frame_timesteps
 from ..models.vae import decode_unclamped, encode_latents
 from ..pipelines.adapters import save_adapter
 from .args import parse_training_args, training_parser
-from .common import fifo_sigmas, flow_matching_loss, freeze, load_base, trained_on, training_scheduler, video_dataset, write_validation
+from .common import (
+    fifo_sigmas,
+    flow_matching_loss,
+    freeze,
+    load_base,
+    set_training_size,
+    trained_on,
+    training_scheduler,
+    use_gradient_checkpointing,
+    video_dataset,
+    write_validation,
+)
 from .latents import LatentVideos, LatentWindows
 from .loop import Stage, StageModule, train
 
@@ -39,10 +51,13 @@ LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "add_k_proj", "add_v_proj"]
 
 
 class To2VTraining(StageModule):
-    def __init__(self, pipe, text_dropout: float, token_dropout: float):
+    def __init__(self, pipe, text_dropout: float, token_dropout: float, validation: bool = True):
         super().__init__()
+        # every component the stage calls is a submodule, so that accelerate puts it where the stage runs
         self.vae, self.text_encoder = pipe.vae, pipe.text_encoder
         self.video_tokenizer, self.transformer = pipe.video_tokenizer, pipe.transformer
+        if validation:  # a validation video is planned, then rendered
+            self.planner, self.token_codec = pipe.planner, pipe.token_codec
         self.pipe = pipe  # not a module: used for its prompt encoding
         self.scheduler = training_scheduler(pipe)
         self.text_dropout, self.token_dropout = text_dropout, token_dropout
@@ -135,13 +150,15 @@ def main(argv=None):
         parser.error("--train_mode lora trains adapters of the denoiser alone; leave out --train_text_encoder")
 
     pipe = load_base(args.model)
+    videos = LatentVideos(args.latents_dir) if args.latents_dir else None
+    set_training_size(pipe, args, videos)
     set_trainable(pipe, args.train_mode, args.lora_rank, args.train_text_encoder, not args.freeze_tokenizer)
-    if args.gradient_checkpointing:
-        pipe.transformer.enable_gradient_checkpointing()
-    if args.latents_dir:
-        dataset = LatentWindows(LatentVideos(args.latents_dir), pipe.latent_frames_per_clip, args.part_prompts)
+    use_gradient_checkpointing(pipe.transformer, args.gradient_checkpointing)
+    if videos is not None:
+        dataset = LatentWindows(videos, pipe.latent_frames_per_clip, args.part_prompts)
     else:
         dataset = video_dataset(args, pipe, num_frames=pipe.config.clip_frames)
+        pipe.vae.to(PartialState().device)  # where the stage will run: a real base's VAE is slow on a CPU
         warn_if_unlike_the_vae(pipe, dataset)
     previous = pipe.config.trained_on
 
@@ -154,9 +171,9 @@ def main(argv=None):
         pipe.export(output_dir, trained_on(args, f"tokenizer + To2V ({args.train_mode})", previous))
 
     def validate(model, path):
-        write_validation(pipe, model, args.validation_prompt, path, pipe.config.fps)
+        write_validation(pipe, args.validation_prompt, path, pipe.config.fps)
 
-    model = To2VTraining(pipe, args.text_dropout, args.token_dropout)
+    model = To2VTraining(pipe, args.text_dropout, args.token_dropout, validation=not args.skip_validation)
     return train(Stage("to2v", model, dataset, export, validate, export_name="lora" if args.train_mode == "lora" else "model"), args)
 
 

@@ -29,7 +29,7 @@ import torch
 from ..models.vae import decode_unclamped
 from ..video_io import write_video
 from .args import parse_training_args, training_parser
-from .common import load_base, trained_on, video_dataset
+from .common import load_base, set_training_size, trained_on, video_dataset
 from .loop import Stage, StageModule, train
 
 
@@ -101,7 +101,7 @@ def main(argv=None):
     parser.add_argument("--from_scratch", action="store_true", help="re-initialise the VAE from its config")
     parser.add_argument("--kl_weight", type=float, default=1e-6)
     parser.add_argument("--detail_weight", type=float, default=0.0, help="extra weight of pixels that differ from their frame's median color")
-    parser.add_argument("--num_frames", type=int, default=None, help="frames per training clip (default: the model's clip)")
+    parser.add_argument("--num_frames", type=int, default=None, help="frames per training clip (default: --clip_frames)")
     parser.add_argument("--crop", type=int, default=None, help="train on crops of this size around the pixels that differ from the background")
     parser.add_argument("--decoder_only", action="store_true",
                         help="train the decoder alone: the encoder, the latents and every model trained on them stay valid")
@@ -110,6 +110,7 @@ def main(argv=None):
         parser.error("--decoder_only fine-tunes the decoder of a trained VAE; it cannot start --from_scratch")
 
     pipe = load_base(args.model)
+    set_training_size(pipe, args)
     scale = pipe.vae.config.scale_factor_spatial
     if args.crop is not None and (args.crop <= 0 or args.crop % scale or args.crop > min(pipe.config.height, pipe.config.width)):
         parser.error(f"--crop must be a multiple of the VAE's {scale}x downscaling and at most the model's "
