@@ -42,6 +42,7 @@ def main(argv=None):
     parser.add_argument("--out", required=True)
     parser.add_argument("--command", required=True, help="the command that ran the recipe, for the record")
     parser.add_argument("--data", default="OUT/data/train", help="what the data is, for the model's trained_on line")
+    parser.add_argument("--data_dir", default=None, help="the video folder trained on, to count its videos (default: OUT/data/train)")
     parser.add_argument("--started", type=float, default=None, help="unix time the recipe started")
     parser.add_argument("--last_stage", default=None,
                         help="the stage whose model is the recipe's (default: the last of STAGES with OUT/<stage>/model)")
@@ -69,7 +70,7 @@ def main(argv=None):
         "wall_seconds": None if args.started is None else int(time.time() - args.started),
         "stages": stages,
     }
-    metadata = out / "data" / "train" / "metadata.jsonl"
+    metadata = Path(args.data_dir or out / "data" / "train") / "metadata.jsonl"
     videos = sum(1 for line in metadata.read_text().splitlines() if line.strip()) if metadata.is_file() else "?"
     line = (f"{args.data}: {videos} videos; every stage from scratch by `{args.command}` at commit {record['commit']}, {record['date']}, "
             f"{total / 60:.0f} min of training")
