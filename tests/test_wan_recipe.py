@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_wan_base import ARGS, tiny_wan
 
 from t2v import T2VPipeline
 from t2v.shapes.folder import write_shapes_folder
-from test_wan_base import ARGS, tiny_wan
 
 ROOT = Path(__file__).resolve().parents[1]
 
