@@ -119,6 +119,7 @@ def test_fifo_differs_from_independent_clips_on_long_videos(pipe):
     assert not np.allclose(a, b) and not np.allclose(a, c)
 
 
+@pytest.mark.slow
 def test_a_cap_on_windows_per_call_gives_the_same_video(pipe, monkeypatch):
     """Windows split over several denoiser calls (for a GPU's memory) make the same frames as one batched call."""
     kwargs = dict(num_frames=40, num_inference_steps=10, planner_steps=2, lookahead=True)

@@ -178,6 +178,7 @@ def test_training_size_is_checked_and_recorded(base):
     assert (config["height"], config["width"], config["clip_frames"]) == (32, 48, 9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flag, message", [
     (["--validation_steps", "-1"], "--validation_steps must be 0 or more, got -1."),
     (["--checkpoints_total_limit", "-2"], "--checkpoints_total_limit must be 0 or more, got -2."),

@@ -248,6 +248,7 @@ def test_a_model_needs_all_of_its_token_parts(converted):
         T2VPipeline(**{**pipe.components, "planner": None, "video_tokenizer": None, "token_codec": None}, **SMALL)
 
 
+@pytest.mark.slow
 def test_the_cli_generates_and_describes_a_stock_wan_folder(wan_dir, tmp_path):
     from test_cli import run_cli
 
