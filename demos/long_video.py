@@ -10,7 +10,7 @@ seconds of video. Ctrl-C stops it (exit status 130, as `t2v generate`) and keeps
 playable file; before the first frame, nothing is written.
 
 The windows of one FIFO iteration are independent, so several processes can share them: under
-`accelerate launch --num_processes 2 demos/long_video.py ...` (or torchrun) every process computes
+`accelerate launch --num_processes 2 demos/long_video.py ...` (GPUs; torchrun on CPUs) every process computes
 its share of the windows, all end with the same video, and the first process writes the file.
 """
 

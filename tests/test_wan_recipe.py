@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,32 @@ def test_the_wan_recipe_refuses_a_folder_without_metadata(tmp_path):
     result = subprocess.run(["bash", str(ROOT / "training/recipes/wan/run.sh"), "wan", str(tmp_path), str(tmp_path / "out")],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "not a video folder" in result.stderr and not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_train_on_a_wan_base_and_resume_exactly(tmp_path):
+    """tokens_only To2V in 2 gloo processes (torchrun; `accelerate launch --cpu` would start one): stopped after 4 steps
+    and resumed, the losses of steps 5 and 6 are those of a run that never stopped."""
+    wan, data = tmp_path / "wan", tmp_path / "videos"
+    tiny_wan().save_pretrained(wan)
+    write_shapes_folder(data, num_videos=4, seconds=6, seed=0)
+    from t2v.pipelines.wan_base import main as convert
+
+    convert([str(wan), str(tmp_path / "init"), *ARGS])
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true", "PYTHONWARNINGS": "ignore"}
+
+    def run(out, steps):
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29561",
+                   str(ROOT / "training/train_to2v.py"), "--config", str(ROOT / "training/recipes/wan/to2v.yaml"), "--data_dir", str(data),
+                   "--model", str(tmp_path / "init"), "--output_dir", str(out), "--max_train_steps", str(steps), "--checkpointing_steps", "2",
+                   "--train_batch_size", "1", "--skip_validation", "--resume_from_checkpoint", "latest"]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+    straight = run(tmp_path / "a", 6)
+    run(tmp_path / "b", 4)
+    resumed = run(tmp_path / "b", 6)
+    assert len(straight) == len(resumed) == 6 and resumed == straight
+    assert sorted(p.name for p in (tmp_path / "b" / "checkpoints" / "checkpoint-6").glob("random_states_*")) == \
+        ["random_states_0.pkl", "random_states_1.pkl"]  # two processes really ran

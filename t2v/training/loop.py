@@ -259,7 +259,7 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, limit
     partial = final.with_name(final.name + ".tmp")
     if accelerator.is_main_process:
         shutil.rmtree(partial, ignore_errors=True)
-        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.mkdir(parents=True)  # before any process writes its part (its random state) into it
     accelerator.wait_for_everyone()
     accelerator.save_state(str(partial))
     accelerator.wait_for_everyone()

@@ -54,7 +54,8 @@ def check_placement(model: torch.nn.Module, device: torch.device, frozen_dtype: 
     kept = kept_in_fp32(model)
     trained = {name for name, param in model.named_parameters() if param.requires_grad}
     for name, tensor in (*model.named_parameters(), *model.named_buffers()):
-        if tensor.device.type != device.type or (device.index is not None and tensor.device.index != device.index):
+        other_index = device.type != "cpu" and device.index is not None and tensor.device.index != device.index  # "cpu:1" is the CPU
+        if tensor.device.type != device.type or other_index:
             raise ValueError(f"The {stage} stage runs on {device}, but {name} of its {name.split('.')[0]} is on {tensor.device}.")
     for name, param in model.named_parameters():
         if not param.is_floating_point():

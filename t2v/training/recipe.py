@@ -72,7 +72,7 @@ def main(argv=None):
     }
     metadata = Path(args.data_dir or out / "data" / "train") / "metadata.jsonl"
     videos = sum(1 for line in metadata.read_text().splitlines() if line.strip()) if metadata.is_file() else "?"
-    line = (f"{args.data}: {videos} videos; every stage from scratch by `{args.command}` at commit {record['commit']}, {record['date']}, "
+    line = (f"{args.data}: {videos} videos; trained by `{args.command}` at commit {record['commit']}, {record['date']}, "
             f"{total / 60:.0f} min of training")
     pipe = load_base(str(out / args.last_stage / "model"))
     pipe.export(out / "model", line)

@@ -26,6 +26,7 @@ import warnings
 
 import torch
 from accelerate import PartialState
+from accelerate.utils import parse_flag_from_env
 
 from ..models.denoiser import expand_frame_timesteps
 from ..models.vae import decode_unclamped, encode_latents
@@ -158,7 +159,9 @@ def main(argv=None):
         dataset = LatentWindows(videos, pipe.latent_frames_per_clip, args.part_prompts)
     else:
         dataset = video_dataset(args, pipe, num_frames=pipe.config.clip_frames)
-        pipe.vae.to(PartialState().device)  # where the stage will run: a real base's VAE is slow on a CPU
+        # where the stage will run (a real base's VAE is slow on a CPU); the state is the one the Accelerator takes up,
+        # so it must read `accelerate launch --cpu` as the Accelerator would
+        pipe.vae.to(PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU")).device)
         warn_if_unlike_the_vae(pipe, dataset)
     previous = pipe.config.trained_on
 

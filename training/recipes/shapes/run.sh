@@ -52,4 +52,4 @@ stage refine "${RUN[@]}" "$ROOT/training/train_to2v.py" --config "$HERE/refine.y
 stage decoder "${RUN[@]}" "$ROOT/training/train_vae.py" --config "$HERE/decoder.yaml" --model "$OUT/refine/model" --data_dir "$OUT/data/train" --output_dir "$OUT/decoder" "${RESUME[@]}"
 
 python -m t2v.training.recipe --out "$OUT" --started "$T0" --command "bash training/recipes/shapes/run.sh" \
-  --data "the Shapes world v1 (docs/shapes_world.md), generated videos of 8-64 s, held-out color-shape pairs left out"
+  --data "the Shapes world v1 (docs/shapes_world.md), generated videos of 8-64 s, held-out color-shape pairs left out, every stage from scratch"

@@ -14,9 +14,11 @@
 #
 # The YAMLs are sized for one 80 GB GPU at Wan2.1's 480×832, 81-frame clips, in bf16 with gradient
 # checkpointing; training/README.md says what each stage needs. Pass `accelerate launch` options through
-# LAUNCH (e.g. LAUNCH="--num_processes 2" or LAUNCH="--config_file training/accelerate/fsdp.yaml"),
-# converter options through CONVERT_ARGS (e.g. "--height 256 --width 448 --clip_frames 33" to train
-# smaller) and options for both training stages through TRAIN_ARGS (e.g. "--max_train_steps 500").
+# LAUNCH (e.g. LAUNCH="--num_processes 2" or LAUNCH="--config_file training/accelerate/fsdp.yaml"), or
+# replace the launcher with LAUNCHER (on CPUs, where `accelerate launch` starts one process:
+# LAUNCHER="torchrun --nproc_per_node 2" with ACCELERATE_USE_CPU=true), converter options through
+# CONVERT_ARGS (e.g. "--height 256 --width 448 --clip_frames 33" to train smaller) and options for both
+# training stages through TRAIN_ARGS (e.g. "--max_train_steps 500").
 set -euo pipefail
 if [ $# -lt 2 ]; then
   echo "usage: bash training/recipes/wan/run.sh WAN VIDEOS [OUT_DIR]" >&2; exit 2
@@ -31,7 +33,11 @@ if [ ! -f "$DATA/metadata.jsonl" ] && [ ! -f "$DATA/metadata.csv" ]; then
 fi
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
-RUN=(accelerate launch ${LAUNCH:---num_processes 1 --num_machines 1 --dynamo_backend no})
+if [ -n "${LAUNCHER:-}" ]; then
+  read -r -a RUN <<< "$LAUNCHER"
+else
+  RUN=(accelerate launch ${LAUNCH:---num_processes 1 --num_machines 1 --dynamo_backend no})
+fi
 RESUME=(--resume_from_checkpoint latest)
 read -r -a CONVERT <<< "${CONVERT_ARGS:-}"
 read -r -a TRAIN <<< "${TRAIN_ARGS:-}"
