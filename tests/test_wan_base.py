@@ -216,6 +216,8 @@ def test_a_stock_wan_folder_loads_directly_with_the_planner_off(wan_dir, tmp_pat
     assert (defaults.config.fps, defaults.config.clip_frames, defaults.config.height, defaults.config.width) == (16, 81, 480, 832)
     with pytest.raises(ValueError, match="takes only fps"):
         T2VPipeline.from_pretrained(wan_dir, frames_per_second=8)
+    with pytest.raises(ValueError, match="in one dtype"):
+        T2VPipeline.from_pretrained(wan_dir, dtype={"transformer": torch.bfloat16})
 
     saved = tmp_path / "plain"
     pipe.save_pretrained(saved)

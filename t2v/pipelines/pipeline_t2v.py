@@ -275,8 +275,11 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         """
         from .wan_base import load_wan
 
+        dtype = torch_dtype or dtype or torch.float32
+        if not isinstance(dtype, torch.dtype):
+            raise ValueError(f"A Wan folder loads in one dtype (such as torch.bfloat16), got {dtype!r}.")
         try:
-            return load_wan(wan, torch_dtype=torch_dtype or dtype or torch.float32, **config)
+            return load_wan(wan, torch_dtype=dtype, **config)
         except TypeError as err:
             raise ValueError(f"A Wan folder takes only fps, clip_frames, height, width and a dtype: {_first_sentence(err)}") from err
 
