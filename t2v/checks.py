@@ -1,4 +1,5 @@
-"""Input checks shared by the Python API, the command line and the training scripts: one clear sentence per mistake."""
+"""Input checks shared by the Python API, the command line and the training scripts: one clear sentence per mistake;
+and what a model folder says about itself (`read_model_index`, `stored_dtype`)."""
 
 import argparse
 import json
@@ -6,6 +7,7 @@ import math
 import numbers
 import os
 import re
+from pathlib import Path
 
 
 def positive_number(name: str, value, integer: bool = False):
@@ -98,3 +100,20 @@ def argparse_type(name: str, integer: bool = False, finite: bool = False):
 
     parse.__name__ = name
     return parse
+
+
+def stored_dtype(component_folder: str | os.PathLike):
+    """The floating dtype most of a component's weights (by element count) are stored in, read from its safetensors
+    headers without loading them; None when the folder holds no floating safetensors weights."""
+    import torch
+    from safetensors import safe_open
+
+    dtypes = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
+    counts = {}
+    for file in sorted(Path(component_folder).glob("*.safetensors")):
+        with safe_open(file, framework="pt") as weights:
+            for key in weights.keys():
+                tensor = weights.get_slice(key)
+                if tensor.get_dtype() in dtypes:
+                    counts[tensor.get_dtype()] = counts.get(tensor.get_dtype(), 0) + math.prod(tensor.get_shape())
+    return dtypes[max(counts, key=counts.get)] if counts else None

@@ -32,21 +32,18 @@ FIFO, storyboards, lookahead and sparse attention work on it as on any t2v model
 
 import os
 import shutil
-from collections import Counter
 from pathlib import Path
 
 import torch
 from accelerate import init_empty_weights
 from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
-from safetensors import safe_open
 from transformers import AutoConfig, AutoTokenizer, UMT5EncoderModel
 
-from ..checks import OneLineParser, argparse_type, is_hub_id, read_model_index
+from ..checks import OneLineParser, argparse_type, is_hub_id, read_model_index, stored_dtype
 from ..models import TokenCodec, VideoTokenizer
 from ..models.denoiser import TEXT_CONTEXT_LENGTH
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-STORED = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}
 IMAGE_VALUE = "attn2.add_v_proj"  # the image branch's value projection in every block
 
 
@@ -62,19 +59,6 @@ def _flow_shift(wan: str) -> float:
         return float(FlowMatchEulerDiscreteScheduler.load_config(wan, subfolder="scheduler").get("flow_shift", 3.0))
     except OSError:  # no scheduler folder: Wan's 480p value
         return 3.0
-
-
-def _stored_dtype(folder: str, component: str) -> torch.dtype:
-    """The dtype most of a component's weights (by count) are stored in, read from its safetensors headers."""
-    counts = Counter()
-    for file in sorted(Path(folder, component).glob("*.safetensors")):
-        with safe_open(file, "pt") as weights:
-            for key in weights.keys():
-                tensor = weights.get_slice(key)
-                counts[tensor.get_dtype()] += torch.Size(tensor.get_shape()).numel()
-    if not counts:
-        raise ValueError(f"{folder}/{component} holds no safetensors weights.")
-    return STORED.get(counts.most_common(1)[0][0], torch.float32)
 
 
 def _reshaped(base: WanTransformer3DModel, torch_dtype: torch.dtype, copy: bool, **changes) -> WanTransformer3DModel:
@@ -253,7 +237,7 @@ def convert_wan(
             else:  # loaded, cast and saved alone, then freed
                 cls.from_pretrained(wan, subfolder=name, **load).save_pretrained(folder / name)
         vae = AutoencoderKLWan.from_config(AutoencoderKLWan.load_config(wan, subfolder="vae"))
-        dtype = torch_dtype or _stored_dtype(wan, "transformer")
+        dtype = torch_dtype or stored_dtype(Path(wan, "transformer")) or torch.float32
         stock = WanTransformer3DModel.from_pretrained(wan, subfolder="transformer", dtype=dtype, use_safetensors=True)
         if stock.config.image_dim is not None or stock.config.in_channels != vae.config.z_dim:
             _base_parts(wan, dtype)  # raises its sentence about image-to-video bases

@@ -1,9 +1,7 @@
 """Pieces every training stage uses: the base model, the data, latents, the flow-matching loss."""
 
-import collections
 import functools
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +10,10 @@ from diffusers import FlowMatchEulerDiscreteScheduler
 from diffusers.training_utils import compute_density_for_timestep_sampling
 
 from .. import T2VPipeline, default_model_path
+from ..checks import stored_dtype
 from ..schedulers import PerFrameFlowMatch
 from ..video_io import write_video
 from .args import CHECKPOINTING_PARAMETERS
-
-SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
 
 
 def load_base(model: str | None) -> T2VPipeline:
@@ -37,27 +34,14 @@ def load_base(model: str | None) -> T2VPipeline:
 
 def stored_dtypes(folder) -> dict[str, torch.dtype]:
     """{component: the floating dtype most of its stored weights have} of a local t2v model folder ({} for other folders)."""
-    from safetensors import safe_open
-
     folder = Path(folder)
     try:
         if json.loads((folder / "model_index.json").read_text()).get("_class_name") != T2VPipeline.__name__:
             return {}
     except (OSError, ValueError, AttributeError):
         return {}
-    dtypes = {}
-    for component in sorted(p for p in folder.iterdir() if p.is_dir()):
-        counts = collections.Counter()
-        for file in component.glob("*.safetensors"):
-            with safe_open(file, framework="pt") as f:
-                for name in f.keys():
-                    tensor = f.get_slice(name)
-                    dtype = SAFETENSORS_DTYPES.get(tensor.get_dtype())
-                    if dtype is not None:
-                        counts[dtype] += math.prod(tensor.get_shape())
-        if counts:
-            dtypes[component.name] = counts.most_common(1)[0][0]
-    return dtypes
+    found = {component.name: stored_dtype(component) for component in sorted(p for p in folder.iterdir() if p.is_dir())}
+    return {name: dtype for name, dtype in found.items() if dtype is not None}
 
 
 def set_training_size(pipe: T2VPipeline, args, videos=None) -> None:
