@@ -158,6 +158,27 @@ def test_frame_tokens_equal_shared_tokens_when_all_frames_share_a_clip(pipe, tex
             assert processor(attn, hidden, text).shape == hidden.shape
 
 
+def test_each_clips_tokens_once_equal_tokens_per_frame(pipe):
+    """`frame_clips`: a window straddling clips gets each clip's K tokens once (projected once) and which clip each
+    frame reads; the denoiser predicts what it predicts from K tokens per frame, with guidance's doubled batch too."""
+    from t2v.models.denoiser import frame_clips
+
+    model, k = pipe.transformer, pipe.video_tokenizer.num_tokens
+    dim, frames = model.config.image_dim, 5
+    latents = torch.randn(4, model.config.in_channels, frames, 8, 8, generator=torch.Generator().manual_seed(0))
+    text = torch.randn(4, pipe.config.text_context_length, model.config.text_dim, generator=torch.Generator().manual_seed(1))
+    clip_tokens = torch.randn(2, 2, k, dim, generator=torch.Generator().manual_seed(2))  # 2 windows, 2 clips each
+    clips = torch.tensor([[0, 0, 0, 1, 1], [0, 1, 1, 1, 1]])
+    per_frame = clip_tokens[torch.arange(2)[:, None], clips].flatten(1, 2)  # (2, F·K)
+    timestep = torch.full((4, frames * 16), 500)
+    with torch.no_grad():
+        expected = model(latents, timestep, text, encoder_hidden_states_image=per_frame.repeat(2, 1, 1), return_dict=False)[0]
+        with frame_clips(model, clips):  # two windows, the batch doubled as guidance doubles it
+            got = model(latents, timestep, text, encoder_hidden_states_image=clip_tokens.flatten(1, 2).repeat(2, 1, 1), return_dict=False)[0]
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert all(block.attn2.processor.frame_clips is None for block in model.blocks)  # set for the calls inside only
+
+
 def test_a_model_with_a_short_text_context_pads_prompts_to_it():
     from t2v.shapes.model import TEXT_CONTEXT
 

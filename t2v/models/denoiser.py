@@ -16,8 +16,13 @@ A FIFO window can straddle two clips of the plan, so each latent frame must foll
 its own clip. `FrameTokenAttnProcessor` (installed on the cross-attention by the pipeline) lets the
 caller pass K tokens per latent frame, (B, F·K, D) instead of (B, K, D): the queries of frame i then
 attend only to the K tokens of frame i, beside the shared text. With K tokens it is exactly
-diffusers' `WanAttnProcessor`; no weights change, so stock Wan checkpoints work with it.
+diffusers' `WanAttnProcessor`; no weights change, so stock Wan checkpoints work with it. Inside
+`frame_clips(transformer, clips)` the caller passes each window's clips once instead, (B, G·K, D)
+with `clips` (B, F) naming the clip each frame reads: the token branch then projects G·K tokens, not
+F·K (with Wan's 21-frame windows and two clips, a tenth).
 """
+
+from contextlib import contextmanager
 
 import torch
 from diffusers import WanTransformer3DModel
@@ -83,18 +88,24 @@ class FrameTokenAttnProcessor(WanAttnProcessor):
     def __init__(self, tokens_per_frame: int, text_length: int = TEXT_CONTEXT_LENGTH):
         super().__init__()
         self.tokens_per_frame, self.text_length = tokens_per_frame, text_length
+        self.frame_clips: torch.Tensor | None = None  # set by `frame_clips` for one call
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, rotary_emb=None):
         image_tokens = 0
         if encoder_hidden_states is not None and attn.add_k_proj is not None:
             image_tokens = encoder_hidden_states.shape[1] - self.text_length
         groups = image_tokens // self.tokens_per_frame
-        if image_tokens % self.tokens_per_frame or (groups > 1 and hidden_states.shape[1] % groups):
+        clips = self.frame_clips
+        if clips is not None:  # G clips' tokens, and which clip each of the F frames reads
+            clips = clips.repeat(hidden_states.shape[0] // clips.shape[0], 1)  # guidance doubles the batch
+            if hidden_states.shape[1] % clips.shape[1] or int(clips.max()) >= max(groups, 1):
+                raise ValueError(f"frame_clips names clips beyond the {groups} given, or does not divide the video tokens.")
+        elif image_tokens % self.tokens_per_frame or (groups > 1 and hidden_states.shape[1] % groups):
             raise ValueError(
                 f"Per-frame tokens must be {self.tokens_per_frame} per latent frame for {hidden_states.shape[1]} "
                 f"video tokens, got {image_tokens}."
             )
-        if groups <= 1 and self.text_length == TEXT_CONTEXT_LENGTH:
+        if groups <= 1 and clips is None and self.text_length == TEXT_CONTEXT_LENGTH:
             return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, rotary_emb)
         batch, groups = hidden_states.shape[0], max(groups, 1)
         image, text = encoder_hidden_states[:, :image_tokens], encoder_hidden_states[:, image_tokens:]
@@ -105,6 +116,10 @@ class FrameTokenAttnProcessor(WanAttnProcessor):
             return attn.to_out[1](attn.to_out[0](out))
 
         key_img, value_img = wan_added_kv(attn, image)
+        if clips is not None:  # each frame's clip's K keys and values, projected once per clip
+            rows = torch.arange(batch, device=clips.device)[:, None]
+            key_img, value_img = (t.unflatten(1, (groups, self.tokens_per_frame))[rows, clips].flatten(1, 2) for t in (key_img, value_img))
+            groups = clips.shape[1]
         # frame i's queries against frame i's tokens: fold the frames into the batch
         per_frame = hidden_states.shape[1] // groups
         out_img = dispatch_attention_fn(
@@ -121,3 +136,17 @@ def set_frame_token_attention(transformer: WanTransformer3DModel, tokens_per_fra
     """Install `FrameTokenAttnProcessor` on every cross-attention of a Wan transformer (self-attention untouched)."""
     for block in transformer.blocks:
         block.attn2.set_processor(FrameTokenAttnProcessor(tokens_per_frame, text_length))
+
+
+@contextmanager
+def frame_clips(transformer: WanTransformer3DModel, clips: torch.Tensor):
+    """For the denoiser calls inside: the image tokens are G clips' (B, G·K, D), and `clips` (B, F), values in
+    [0, G), names the clip each latent frame reads (`FrameTokenAttnProcessor`)."""
+    processors = [block.attn2.processor for block in transformer.blocks]
+    for processor in processors:
+        processor.frame_clips = clips
+    try:
+        yield
+    finally:
+        for processor in processors:
+            processor.frame_clips = None

@@ -16,6 +16,7 @@ at once and returns a `_Call` holding what the rest needs; `_render` runs steps 
 latent frame at a time, through `_noise`, `_predict`, `_on_step` and `_denoised_frames`, then decodes.
 """
 
+import contextlib
 import json
 import math
 import os
@@ -40,7 +41,14 @@ from ..attention import PLAN_NAME, disable_sparse_attention, enable_sparse_atten
 from ..checks import finite_number, is_hub_id, is_prompt_list, positive_number, read_model_index
 from ..fifo import FIFOSampler, denoise_window
 from ..models import TokenCodec, VideoTokenizer
-from ..models.denoiser import TEXT_CONTEXT_LENGTH, check_denoiser, expand_frame_timesteps, set_frame_token_attention, storyboard_part
+from ..models.denoiser import (
+    TEXT_CONTEXT_LENGTH,
+    check_denoiser,
+    expand_frame_timesteps,
+    frame_clips,
+    set_frame_token_attention,
+    storyboard_part,
+)
 from ..models.planner import check_planner, grid_to_tokens
 from ..models.text_encoder import unknown_words
 from ..models.vae import StreamingDecoder
@@ -703,13 +711,16 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
         Every latent frame follows the planned tokens of its own clip; with a storyboard, each window reads the
         prompt of its part.
         """
-        windows, frame_tokens = frame_index.shape[0], None
+        windows, frame_tokens, per_frame = frame_index.shape[0], None, contextlib.nullcontext()
         if call.tokens is not None:
             clips = (frame_index // call.window).to(call.tokens.device)
             if (clips == clips[0, 0]).all():  # one clip: its K tokens, exactly as in training
                 frame_tokens = call.tokens[:, clips[0, 0]].repeat(windows, 1, 1)
-            else:  # K tokens per latent frame (FrameTokenAttnProcessor)
-                frame_tokens = call.tokens[:, clips].transpose(0, 1).flatten(0, 1).flatten(1, 2)
+            else:  # each window's clips once, and which of them each latent frame reads (FrameTokenAttnProcessor)
+                local = clips - clips[:, :1]
+                chosen = (clips[:, :1] + torch.arange(int(local.max()) + 1, device=clips.device)).clamp(max=call.tokens.shape[1] - 1)
+                frame_tokens = call.tokens[:, chosen].transpose(0, 1).flatten(0, 1).flatten(1, 2)  # (windows·B, G·K, D)
+                per_frame = frame_clips(self.transformer, local.repeat_interleave(call.batch_size, dim=0))
         negative = call.negative_prompt_embeds if call.guidance_scale > 1.0 else None
         if call.storyboard_embeds is None:
             text = call.prompt_embeds.repeat(windows, 1, 1)
@@ -717,16 +728,17 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
             parts = call.storyboard_embeds
             part = storyboard_part(frame_index, parts.shape[0], call.storyboard_frames, self.vae_scale_factor_temporal)
             text = parts[part.to(parts.device)].repeat_interleave(x.shape[0] // windows, dim=0)
-        return self._guided(
-            self.transformer,
-            x,
-            expand_frame_timesteps(timesteps, x.shape, self.transformer.config.patch_size),
-            text,
-            None if negative is None else negative.repeat(windows, 1, 1),
-            call.guidance_scale,
-            encoder_hidden_states_image=frame_tokens,
-            attention_kwargs=call.attention_kwargs,
-        )
+        with per_frame:
+            return self._guided(
+                self.transformer,
+                x,
+                expand_frame_timesteps(timesteps, x.shape, self.transformer.config.patch_size),
+                text,
+                None if negative is None else negative.repeat(windows, 1, 1),
+                call.guidance_scale,
+                encoder_hidden_states_image=frame_tokens,
+                attention_kwargs=call.attention_kwargs,
+            )
 
     def _on_step(self, call: _Call, step: int, timestep: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         """Step 6, after each step: the user's callback sees the latents and may replace them or the prompt embeddings."""
