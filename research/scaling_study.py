@@ -3,6 +3,7 @@
     python research/scaling_study.py prepare --out runs/study                 # data + latent caches
     python research/scaling_study.py train --out runs/study --name 8x-w64 --vae 8 --width 64 --minutes 15 30 45
     python research/scaling_study.py score --out runs/study --name 8x-w64
+    python research/scaling_study.py table --out runs/study                    # every scored run, one markdown table
 
 Every run trains the To2V stage of the Shapes recipe (`training/recipes/shapes/to2v.yaml`: text
 encoder, video tokenizer and denoiser from scratch, constant rate after warm-up) on the cached
@@ -22,6 +23,7 @@ VAEs: `8` is the packaged model's (8× spatial, trained by the recipe); `4` is t
 
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -152,6 +154,33 @@ def score(args):
     (run_dir / "scores.json").write_text(json.dumps({**train_json, "scores": scores}, indent=2) + "\n")
 
 
+def denoiser_parameters(model: Path) -> int:
+    """Parameters of an exported model's denoiser, from its safetensors headers."""
+    from safetensors import safe_open
+
+    total = 0
+    for file in (model / "transformer").glob("*.safetensors"):
+        with safe_open(file, framework="pt") as weights:
+            total += sum(math.prod(weights.get_slice(key).get_shape()) for key in weights.keys())
+    return total
+
+
+def table(args):
+    """Every scored run under OUT as the research log's table: quality against minutes, steps and parameters."""
+    metrics = ("color_accuracy", "shape_accuracy", "motion_accuracy", "identity_consistency", "jumps_per_minute", "flicker")
+    print("| denoiser | VAE | minutes | steps | loss (last 200) | color | shape | motion | identity | jumps / min | flicker |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for scores in sorted(Path(args.out).glob("*/scores.json")):
+        run = json.loads(scores.read_text())
+        for minutes, row in sorted(run["scores"].items(), key=lambda item: int(item[0])):
+            model = scores.parent / f"m{minutes}" / "to2v" / "model"
+            size = denoiser_parameters(model) if model.is_dir() else 0
+            name = f"{scores.parent.name}: width {run['width']}, {run['layers']} blocks" + (f" ({size / 1e6:.2f} M)" if size else "")
+            loss = "" if row.get("loss") is None else f"{row['loss']:.3f}"
+            cells = " | ".join(f"{row[m]:.1f}" if m == "jumps_per_minute" else f"{row[m]:.3f}" for m in metrics)
+            print(f"| {name} | {run['vae']}× | {minutes} | {row['step']} | {loss} | {cells} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -165,13 +194,15 @@ def main():
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--minutes", type=int, nargs="+", default=[15, 30, 45])
+    p = sub.add_parser("table")
+    p.add_argument("--out", required=True)
     p = sub.add_parser("score")
     p.add_argument("--out", required=True)
     p.add_argument("--name", required=True)
     p.add_argument("--prompts", type=int, default=20)
     p.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args()
-    {"prepare": prepare, "train": train, "score": score}[args.command](args)
+    {"prepare": prepare, "train": train, "score": score, "table": table}[args.command](args)
 
 
 if __name__ == "__main__":
