@@ -186,6 +186,7 @@ def test_bad_sources_fail_in_one_sentence(tmp_path, wan_dir):
     with pytest.raises(SystemExit, match="^error: ") as raised:
         main([str(broken), str(tmp_path / "out_broken"), *ARGS])
     assert "\n" not in str(raised.value) and not (tmp_path / "out_broken").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "i2v", "t2v_model"]  # no temporary folder left
 
     out = tmp_path / "out"
     result = subprocess.run([sys.executable, "-m", "t2v.pipelines.wan_base", str(tmp_path / "nowhere"), str(out)],

@@ -96,7 +96,11 @@ def write_folder(output_dir: str | os.PathLike, write: Callable[[Path], Any]) ->
     output_dir = Path(output_dir)
     partial = output_dir.with_name(f".{output_dir.name}.{os.getpid()}.partial")
     shutil.rmtree(partial, ignore_errors=True)
-    write(partial)
+    try:
+        write(partial)
+    except BaseException:  # nothing half-written is left behind, not even under the temporary name
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     umask = os.umask(0)
     os.umask(umask)
     for file in partial.rglob("*"):

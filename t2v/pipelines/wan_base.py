@@ -106,17 +106,23 @@ def _trained_on(wan: str) -> str:
             "the planner are new and untrained (train_to2v.py --train_mode tokens_only, fit_codec.py, train_planner.py)")
 
 
+def _check_text_to_video(wan: str) -> None:
+    """One clear sentence when the folder's DiT is an image-to-video one (read from the configs, nothing loaded)."""
+    base = WanTransformer3DModel.load_config(wan, subfolder="transformer")
+    z_dim = AutoencoderKLWan.load_config(wan, subfolder="vae").get("z_dim", 16)
+    if base.get("image_dim") is not None or base["in_channels"] != z_dim:
+        raise ValueError(
+            f"{wan} holds an image-to-video Wan (its DiT reads {base['in_channels']} channels and has an image "
+            f"branch); t2v builds on a text-to-video Wan, whose DiT reads the VAE's {z_dim} latent channels."
+        )
+
+
 def _base_parts(wan: str, torch_dtype: torch.dtype) -> dict:
     """The base's tokenizer, text encoder, VAE and sampler, as `T2VPipeline` takes them (checked first)."""
     _check_source(wan)
+    _check_text_to_video(wan)
     load = dict(dtype=torch_dtype, use_safetensors=True)  # safetensors only: never unpickle a checkpoint
     vae = AutoencoderKLWan.from_pretrained(wan, subfolder="vae", **load)
-    base = WanTransformer3DModel.load_config(wan, subfolder="transformer")
-    if base.get("image_dim") is not None or base["in_channels"] != vae.config.z_dim:
-        raise ValueError(
-            f"{wan} holds an image-to-video Wan (its DiT reads {base['in_channels']} channels and has an image "
-            f"branch); t2v builds on a text-to-video Wan, whose DiT reads the VAE's {vae.config.z_dim} latent channels."
-        )
     return dict(
         tokenizer=AutoTokenizer.from_pretrained(wan, subfolder="tokenizer"),
         text_encoder=UMT5EncoderModel.from_pretrained(wan, subfolder="text_encoder", **load),
@@ -226,6 +232,7 @@ def convert_wan(
         from huggingface_hub import snapshot_download
 
         wan = snapshot_download(wan)
+    _check_text_to_video(wan)
     load = dict(dtype=torch_dtype, use_safetensors=True)
 
     def write(folder: Path) -> None:
@@ -239,8 +246,6 @@ def convert_wan(
         vae = AutoencoderKLWan.from_config(AutoencoderKLWan.load_config(wan, subfolder="vae"))
         dtype = torch_dtype or stored_dtype(Path(wan, "transformer")) or torch.float32
         stock = WanTransformer3DModel.from_pretrained(wan, subfolder="transformer", dtype=dtype, use_safetensors=True)
-        if stock.config.image_dim is not None or stock.config.in_channels != vae.config.z_dim:
-            _base_parts(wan, dtype)  # raises its sentence about image-to-video bases
         parts = _token_parts(stock, vae.config.z_dim, token_grid, token_dim, codec_dim, dtype)
         del stock
         for name, model in parts.items():
