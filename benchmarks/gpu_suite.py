@@ -54,7 +54,7 @@ import transformers
 from torch._dynamo.utils import counters
 
 from t2v.attention import calibrate_attention, disable_sparse_attention, enable_sparse_attention, kernels
-from t2v.benchmark_utils import describe_run, timed
+from t2v.benchmark_utils import describe_run, random_wan_folder, timed
 
 SECTIONS = ("kernel", "transformer", "fifo")
 PROMPT = "a red circle bounces left and right"
@@ -203,26 +203,6 @@ def transformer_section(args, device, dtype) -> None:
         print(f"| {mode} | {density:.2f} | {seconds:.3f} | {rows[0][2] / seconds:.2f}x | {error:.3f} | {first} | {later} |")
 
 
-def save_random_wan(folder: str, args, device, dtype) -> None:
-    """A text-to-video Wan folder in diffusers' format with random weights, saved as WanPipeline saves it."""
-    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
-
-    from t2v.models.text_encoder import build_text_encoder, build_word_tokenizer
-
-    dit = {**(TINY if args.dry_run else WAN_13B), "num_layers": args.layers}
-    torch.manual_seed(0)
-    tokenizer = build_word_tokenizer(PROMPT.split())
-    with torch.device(device):
-        wan = WanPipeline(
-            tokenizer=tokenizer,
-            text_encoder=build_text_encoder(len(tokenizer), d_model=dit["text_dim"], num_layers=1, num_heads=4 if args.dry_run else 64),
-            transformer=WanTransformer3DModel(**dit),
-            vae=AutoencoderKLWan(base_dim=16, num_res_blocks=1) if args.dry_run else AutoencoderKLWan(),
-            scheduler=UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0),
-        )
-    wan.to(dtype).save_pretrained(folder)
-
-
 def fifo_section(args, device, dtype) -> None:
     from t2v.pipelines.wan_base import pipeline_from_wan
 
@@ -231,7 +211,11 @@ def fifo_section(args, device, dtype) -> None:
     with tempfile.TemporaryDirectory() as folder:
         log("fifo: saving a random Wan folder and converting it")
         start = time.perf_counter()
-        save_random_wan(folder, args, device, dtype)
+        dit = TINY if args.dry_run else WAN_13B
+        random_wan_folder(folder, layers=args.layers, dim=dit["num_attention_heads"] * dit["attention_head_dim"],
+                          heads=dit["num_attention_heads"], ffn=dit["ffn_dim"], freq_dim=dit["freq_dim"], text_layers=1,
+                          text_width=dit["text_dim"], text_heads=4 if args.dry_run else 64, words=PROMPT.split(),
+                          vae=dict(base_dim=16, num_res_blocks=1) if args.dry_run else None, dtype=dtype, device=device)
         pipe = pipeline_from_wan(folder, torch_dtype=dtype, **size).to(device)
         setup = time.perf_counter() - start
     pipe.set_progress_bar_config(disable=True)

@@ -51,6 +51,7 @@ PROMPT = "a cat walks along the beach at sunset"
 METHODS = ("t2v FIFO", "SkyReels-V2 DF", "WanPipeline")
 CPU = dict(layers=2, dim=128, heads=2, text_dim=64, height=64, width=64, fps=8, clip_frames=17, steps=20, repeats=2, threads=1)
 CUDA = dict(layers=30, dim=1536, heads=12, text_dim=4096, height=480, width=832, fps=16, clip_frames=81, steps=21, repeats=1, threads=None)
+SMALLEST_VAE = dict(base_dim=8, dim_mult=[1, 1, 1, 1], num_res_blocks=1)  # so that the DiT is a fair part of the time on a CPU
 
 
 def log(message: str) -> None:
@@ -66,31 +67,6 @@ def default_overlap(clip_frames: int) -> int:
     """About a quarter of a window as history: 17 frames (5 latent frames) of an 81-frame window, SkyReels' advice."""
     latent = max(1, round(((clip_frames - 1) // 4 + 1) / 4))
     return 4 * (latent - 1) + 1
-
-
-def save_random_wan(folder: str, args, device: str, dtype) -> None:
-    """A text-to-video Wan folder in diffusers' format with random weights, saved as WanPipeline saves it."""
-    import torch
-    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
-
-    from t2v.models.text_encoder import build_text_encoder, build_word_tokenizer
-
-    torch.manual_seed(0)
-    tokenizer = build_word_tokenizer(PROMPT.split())
-    dit = dict(patch_size=(1, 2, 2), num_attention_heads=args.heads, attention_head_dim=args.dim // args.heads, in_channels=16,
-               out_channels=16, text_dim=args.text_dim, freq_dim=256, ffn_dim=args.dim * 8960 // 1536, num_layers=args.layers)
-    with torch.device(device):  # random initialisation where the model runs (fast on a GPU)
-        wan = WanPipeline(
-            tokenizer=tokenizer,
-            text_encoder=build_text_encoder(len(tokenizer), d_model=args.text_dim, num_layers=1, num_heads=max(1, args.text_dim // 64)),
-            transformer=WanTransformer3DModel(**dit),
-            vae=AutoencoderKLWan() if device == "cuda" else AutoencoderKLWan(base_dim=8, dim_mult=[1, 1, 1, 1], num_res_blocks=1),
-            scheduler=UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0),
-        )
-    wan.to(dtype).save_pretrained(folder)
-    del wan
-    if device == "cuda":
-        torch.cuda.empty_cache()  # the rows run in processes of their own: leave them the GPU
 
 
 def load(method: str, folder: str, args, dtype) -> tuple:
@@ -291,6 +267,8 @@ def main() -> None:
     import diffusers
     import transformers
 
+    from t2v.benchmark_utils import random_wan_folder
+
     if args.device == "cpu":
         torch.set_num_threads(args.threads)  # as the rows run; describe_run prints it
     for library in (diffusers, transformers):  # saving's progress bars and dtype notes: not for the table
@@ -301,7 +279,9 @@ def main() -> None:
     rows, start = [], time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
         log("saving a random Wan folder")
-        save_random_wan(folder, args, args.device, dtype)
+        random_wan_folder(folder, layers=args.layers, dim=args.dim, heads=args.heads, ffn=args.dim * 8960 // 1536, text_layers=1,
+                          text_width=args.text_dim, vae=None if args.device == "cuda" else SMALLEST_VAE, words=PROMPT.split(),
+                          dtype=dtype, device=args.device)
         for index, frames in enumerate(lengths):
             for method in METHODS if index == 0 else METHODS[:2]:
                 log(f"{method}: {frames} frames")
