@@ -287,6 +287,7 @@ def test_bfloat16_end_to_end():
     assert 0.0 <= out.frames.min() and out.frames.max() <= 1.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("offload", ["model", "sequential"])
 def test_offloading_gives_the_same_video(fast, offload):
     """diffusers' offloading hooks run through every component the call uses (here with the CPU as the device, which

@@ -118,6 +118,7 @@ def own_accelerator_state():
     AcceleratorState._reset_state()
 
 
+@pytest.mark.slow
 def test_a_bf16_base_trains_in_mixed_precision_and_exports_in_bf16(base, monkeypatch, own_accelerator_state):
     """--mixed_precision bf16 on the CPU: before the first step every component is on the device, the frozen ones
     (text encoder, VAE, planner, the DiT's base) in bfloat16 and what trains in float32; the checkpoint holds only
