@@ -28,17 +28,7 @@ export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
 T0=$(date +%s)
 
-stage() {  # stage NAME COMMAND...: run unless OUT/NAME/model exists, and time it
-  local name="$1"; shift
-  if [ -e "$OUT/$name/model/model_index.json" ] || [ -e "$OUT/$name/done" ]; then
-    echo "== $name: already done"; return
-  fi
-  echo "== $name"
-  local start=$(date +%s)
-  "$@"
-  local before=$(cat "$OUT/$name.seconds" 2>/dev/null || echo 0)  # a resumed stage adds to its time
-  echo $(( before + $(date +%s) - start )) > "$OUT/$name.seconds"
-}
+source "$HERE/../stage.sh"  # stage NAME COMMAND...: skipped once done, timed
 
 stage data bash -c "t2v data shapes --out '$OUT/data/train' --num 240 --seconds 8 --max-seconds 64 --seed 0 && touch '$OUT/data/done'"
 stage init python -m t2v.shapes.model "$OUT/init/model"

@@ -43,17 +43,7 @@ read -r -a CONVERT <<< "${CONVERT_ARGS:-}"
 read -r -a TRAIN <<< "${TRAIN_ARGS:-}"
 T0=$(date +%s)
 
-stage() {  # stage NAME COMMAND...: run unless OUT/NAME/model (or OUT/NAME/done) exists, and time it
-  local name="$1"; shift
-  if [ -e "$OUT/$name/model/model_index.json" ] || [ -e "$OUT/$name/done" ]; then
-    echo "== $name: already done"; return
-  fi
-  echo "== $name"
-  local start=$(date +%s)
-  "$@"
-  local before=$(cat "$OUT/$name.seconds" 2>/dev/null || echo 0)
-  echo $(( before + $(date +%s) - start )) > "$OUT/$name.seconds"
-}
+source "$HERE/../stage.sh"  # stage NAME COMMAND...: skipped once done, timed
 
 stage init python -m t2v.pipelines.wan_base "$WAN" "$OUT/init/model" "${CONVERT[@]}"
 stage latents bash -c "python '$ROOT/training/cache_latents.py' --data_dir '$DATA' --model '$OUT/init/model' --output_dir '$OUT/latents' --batch_size 1 && touch '$OUT/latents/done'"
