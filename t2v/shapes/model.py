@@ -57,11 +57,14 @@ def build_vae(spatial_compression: int = 8) -> AutoencoderKLWan:
     )
 
 
-def build_default_pipeline(seed: int = 0, trained_on: str = RANDOM_WEIGHTS, width: int = 64, layers: int = 4):
+def build_default_pipeline(
+    seed: int = 0, trained_on: str = RANDOM_WEIGHTS, width: int = 64, layers: int = 4, vae_compression: int = 8
+):
     """Every component of the default model, freshly initialised from `seed`.
 
     `width` and `layers` size the To2V denoiser (heads of 16 channels, a feed-forward of 4× the
-    width); the packaged model's is 64 wide and 4 blocks deep (0.35 M parameters).
+    width), `vae_compression` is the VAE's spatial compression (`build_vae`); the denoiser's patches
+    are 2×2 with either VAE, so the 4× VAE's 16×16 latent frames give it four times the tokens.
     """
     if width < 16 or width % 16 or layers < 1:
         raise ValueError(f"width must be a positive multiple of 16 and layers at least 1, got {width} and {layers}.")
@@ -70,7 +73,8 @@ def build_default_pipeline(seed: int = 0, trained_on: str = RANDOM_WEIGHTS, widt
     torch.manual_seed(seed)
     tokenizer = build_word_tokenizer(vocabulary())
     text_encoder = build_text_encoder(len(tokenizer), d_model=TEXT_DIM)
-    vae = build_vae()
+    torch.manual_seed(seed)  # the VAE from the seed alone, the same whatever the other components' sizes
+    vae = build_vae(vae_compression)
     video_tokenizer = VideoTokenizer(
         in_channels=LATENT_CHANNELS, grid=TOKEN_GRID, hidden_dim=64, token_dim=TOKEN_DIM, num_layers=2, num_heads=4, pos_dim_per_axis=16
     )
@@ -111,8 +115,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--width", type=int, default=64, help="the To2V denoiser's width (a multiple of 16)")
     parser.add_argument("--layers", type=int, default=4, help="the To2V denoiser's number of blocks")
+    parser.add_argument("--vae-compression", type=int, choices=(4, 8), default=8, help="the VAE's spatial compression")
     args = parser.parse_args()
-    build_default_pipeline(args.seed, width=args.width, layers=args.layers).save_pretrained(args.output_dir)
+    pipe = build_default_pipeline(args.seed, width=args.width, layers=args.layers, vae_compression=args.vae_compression)
+    pipe.save_pretrained(args.output_dir)
     print(f"saved the default model to {args.output_dir}")
 
 

@@ -46,7 +46,7 @@ T0=$(date +%s)
 source "$HERE/../stage.sh"  # stage NAME COMMAND...: skipped once done, timed
 
 stage init python -m t2v.pipelines.wan_base "$WAN" "$OUT/init/model" "${CONVERT[@]}"
-stage latents bash -c "python '$ROOT/training/cache_latents.py' --data_dir '$DATA' --model '$OUT/init/model' --output_dir '$OUT/latents' --batch_size 1 && touch '$OUT/latents/done'"
+stage latents python "$ROOT/training/cache_latents.py" --data_dir "$DATA" --model "$OUT/init/model" --output_dir "$OUT/latents" --batch_size 1
 stage to2v "${RUN[@]}" "$ROOT/training/train_to2v.py" --config "$HERE/to2v.yaml" --latents_dir "$OUT/latents" --model "$OUT/init/model" --output_dir "$OUT/to2v" "${RESUME[@]}" "${TRAIN[@]}"
 stage codec python "$ROOT/training/fit_codec.py" --latents_dir "$OUT/latents" --model "$OUT/to2v/model" --output_dir "$OUT/codec"
 stage planner "${RUN[@]}" "$ROOT/training/train_planner.py" --config "$HERE/planner.yaml" --latents_dir "$OUT/latents" --model "$OUT/codec/model" --output_dir "$OUT/planner" "${RESUME[@]}" "${TRAIN[@]}"

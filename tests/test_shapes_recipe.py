@@ -1,0 +1,52 @@
+"""The Shapes recipe (training/recipes/shapes/run.sh) end to end at a reduced size, with a profile file."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from t2v import T2VPipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = ROOT / "training/recipes/shapes/run.sh"
+
+# The quick profile's form at a reduced size: a narrow denoiser on the 4x VAE, 3 short videos, 1-3 steps a stage, and
+# To2V in two parts (2 steps, then 3) as the full profile splits its long stages.
+TINY = """
+MODEL_ARGS=(--width 32 --vae-compression 4)
+DATA_ARGS=(--num 3 --seconds 9 --max-seconds 9 --seed 0)
+declare -A STEPS=([vae]=2 [vae_video]=1 [to2v]="2 3" [planner]=1 [refine]=1 [decoder]=1)
+TRAIN_ARGS=(--skip_validation --checkpointing_steps 1 --train_batch_size 2)
+"""
+
+
+@pytest.mark.slow
+def test_the_shapes_recipe_runs_every_stage_in_parts_and_resumes_as_done(tmp_path):
+    profile, out = tmp_path / "tiny.sh", tmp_path / "run"
+    profile.write_text(TINY)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "2"}
+    command = ["bash", str(RUN), "--profile", str(profile), str(out)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    record = json.loads((out / "recipe.json").read_text())
+    stages = ("data", "vae", "vae_video", "latents", "to2v", "codec", "planner", "refine", "decoder")
+    assert all(record["stages"][name]["seconds"] is not None for name in stages)
+    assert record["command"] == f"bash training/recipes/shapes/run.sh --profile {profile}"
+    assert [json.loads(line)["step"] for line in (out / "to2v" / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+    assert (out / "to2v.1.done").exists() and (out / "to2v.2.done").exists()
+    pipe = T2VPipeline.from_pretrained(out / "model")
+    assert pipe.vae.config.scale_factor_spatial == 4 and pipe.transformer.config.num_attention_heads == 2
+    assert "t2v data shapes --num 3" in pipe.config.trained_on and "3 videos" in pipe.config.trained_on
+    frames = pipe("a red circle stays still", num_frames=9, num_inference_steps=2, planner_steps=2).frames
+    assert frames.shape == (1, 9, 64, 64, 3)
+
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and again.stdout.count("already done") == 11  # 8 stages, To2V's two parts, data, init
+
+
+def test_an_unknown_profile_is_one_sentence(tmp_path):
+    result = subprocess.run(["bash", str(RUN), "--profile", "fast", str(tmp_path / "out")], capture_output=True, text=True)
+    assert result.returncode == 2 and "no profile 'fast'" in result.stderr and not (tmp_path / "out").exists()
