@@ -6,7 +6,14 @@ its causal convolutions' last inputs. `StreamingDecoder` keeps that cache betwee
 of any length is decoded one latent frame at a time as FIFO denoising releases it, in constant
 memory, with the same result as decoding the whole latent video at once (diffusers' `_decode` runs
 the same per-frame loop, but over a tensor it must hold whole).
+
+On a CPU, PyTorch runs a 3D convolution of batch 1 on a small input with its own slow kernel instead of oneDNN's
+(a size heuristic in ATen's `use_mkldnn`), and a video decoded or encoded one latent frame at a time is exactly
+that case: `use_onednn_convolutions` sends the VAE's 3D convolutions to oneDNN in inference, which halves the
+decoding time of the default model's 4x VAE at 64x64 on two cores (the result equal to float32 rounding).
 """
+
+from functools import partial
 
 import torch
 from diffusers import AutoencoderKLWan
@@ -26,8 +33,25 @@ def normalize_latents(vae: AutoencoderKLWan, raw: torch.Tensor) -> torch.Tensor:
     return (raw - mean) / std
 
 
+def _onednn_conv_forward(conv: torch.nn.Conv3d, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    if x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled() and conv.padding_mode == "zeros":
+        return torch.mkldnn_convolution(x.contiguous(), weight, bias, conv.padding, conv.stride, conv.dilation, conv.groups)
+    return torch.nn.Conv3d._conv_forward(conv, x, weight, bias)
+
+
+def use_onednn_convolutions(vae: AutoencoderKLWan) -> AutoencoderKLWan:
+    """Run the VAE's 3D convolutions with oneDNN on a CPU in float32 inference, whatever their input's size; elsewhere
+    (GPU, other dtypes, training) as before. Idempotent; called by `encode_latents` and `StreamingDecoder`."""
+    if torch.backends.mkldnn.is_available():
+        for conv in vae.modules():
+            if isinstance(conv, torch.nn.Conv3d) and "_conv_forward" not in vars(conv):
+                conv._conv_forward = partial(_onednn_conv_forward, conv)
+    return vae
+
+
 def encode_latents(vae: AutoencoderKLWan, video: torch.Tensor) -> torch.Tensor:
     """Video (B, 3, F, H, W) in [-1, 1] -> normalised latents (the posterior's mode, Wan's statistics)."""
+    use_onednn_convolutions(vae)
     return normalize_latents(vae, vae.encode(video.to(vae.dtype)).latent_dist.mode())
 
 
@@ -51,7 +75,7 @@ class StreamingDecoder:
     """
 
     def __init__(self, vae: AutoencoderKLWan):
-        self.vae = vae
+        self.vae = use_onednn_convolutions(vae)
         self._states: dict[tuple[int, int], list] = {}  # per tile (the whole frame: (0, 0)): [cache, first call]
 
     @torch.no_grad()
