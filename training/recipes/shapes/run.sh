@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Shapes-world recipe: every stage of the default model, trained from scratch on generated data.
 #
-#   bash training/recipes/shapes/run.sh [--profile quick|full|FILE] [OUT_DIR]      (default: quick, runs/shapes)
+#   bash training/recipes/shapes/run.sh [--profile quick|FILE] [OUT_DIR]      (default: quick, runs/shapes)
 #
 # Stages: data -> VAE (32×32 crops of 9-frame, then of 65-frame clips) -> latent cache -> text encoder + tokenizer + To2V -> codec
 # -> planner -> refine (the denoiser alone, at a lower learning rate, with the text encoder and tokenizer frozen) -> decoder
@@ -14,8 +14,8 @@
 #
 # The YAMLs hold each stage's settings; a profile (profiles/NAME.sh, or any FILE in that form) says the
 # model's size, the data, and how many steps each stage trains, in parts that each fit a working
-# session (a stage stopped in any part resumes there). `quick` reproduces the method on a small
-# budget; `full` trains the packaged model (BENCHMARKS.md, "The Shapes recipe, stage by stage").
+# session (a stage stopped in any part resumes there). `quick` is the packaged model's recipe (BENCHMARKS.md,
+# "The Shapes recipe, stage by stage").
 # Pass `accelerate launch` options through LAUNCH (e.g. LAUNCH="--num_processes 2") to train on GPUs.
 # `accelerate launch` gives each process one CPU thread unless OMP_NUM_THREADS says otherwise, so the
 # recipe sets it to every core (on 2 cores: To2V 1.45x, the first VAE stage 1.36x faster than on one
@@ -25,12 +25,12 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../../.." && pwd)"
 PROFILE=quick
 if [ "${1:-}" = "--profile" ]; then
-  PROFILE="${2:?run.sh: --profile needs quick, full or a file}"; shift 2
+  PROFILE="${2:?run.sh: --profile needs a profile name or file}"; shift 2
 fi
 PROFILE_FILE="$PROFILE"
 [ -f "$PROFILE_FILE" ] || PROFILE_FILE="$HERE/profiles/$PROFILE.sh"
 if [ ! -f "$PROFILE_FILE" ]; then
-  echo "run.sh: error: no profile '$PROFILE' (quick, full, or a profile file like training/recipes/shapes/profiles/quick.sh)." >&2; exit 2
+  echo "run.sh: error: no profile '$PROFILE' (the profiles are $(cd "$HERE/profiles" && ls | sed 's/\.sh$//' | paste -sd, -), or give a profile file)." >&2; exit 2
 fi
 # A profile sets MODEL_ARGS (python -m t2v.shapes.model), DATA_ARGS (t2v data shapes), STEPS (per stage: the
 # step each part ends at; a stage it leaves out trains its YAML's max_train_steps) and TRAIN_ARGS (every training stage).
