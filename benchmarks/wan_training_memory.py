@@ -7,10 +7,10 @@ scripts; every component bfloat16), at a small size: 64x112, 16 fps, 17-frame cl
 process whose peak RSS is read from `os.wait4` (ru_maxrss), as in wan_standin.py:
 
 - convert: `python -m t2v.pipelines.wan_base WAN OUT --fps 16 --clip_frames 17 --height 64 --width 112`;
-- latents: `training/cache_latents.py --batch_size 1`;
+- latents: `training/cache_latents.py --batch_size 1`, and a second cache at 128x224 (`--height 128 --width 224`);
 - load and export: a process that loads the converted folder as every training script does (`load_base`), writes it
   again as they export their model at the end (`pipe.export`), and stops: the runtime, the weights as stored and what
-  loading and saving them takes, the baseline of the estimate below;
+  loading and saving them takes, without a training step;
 - To2V: `training/train_to2v.py --config to2v.yaml`, tokens_only with and without gradient checkpointing, LoRA
   (`--train_mode lora`, rank 16) and full (`--train_mode full`);
 - codec: `training/fit_codec.py` on the first To2V row's model, as the recipe fits it (on the converted model, of the
@@ -19,33 +19,37 @@ process whose peak RSS is read from `os.wait4` (ru_maxrss), as in wan_standin.py
 
 Training rows run `python SCRIPT` (what `accelerate launch --num_processes 1` runs) with `--latents_dir --mixed_precision
 bf16 --train_batch_size 1 --gradient_accumulation_steps 1 --max_train_steps 3 --checkpointing_steps 3 --skip_validation`
-and `--gradient_checkpointing` (the default above 100 M parameters) but in the row without it. For them the table also
+and `--gradient_checkpointing` (the default above 100 M parameters) but in the row without it, each twice: as above,
+and at a second token count, the slope's (below): To2V on the 128x224 cache (the training scripts train at their
+cache's size: 560 tokens a sample), the planner with half the clips (`--max_clips 4`). For them the table also
 gives the trained parameters (counted from the folder's safetensors headers as `set_trainable` picks them, and checked
 against the checkpoint), the size of the last checkpoint (bytes of its files), whether the export is stored in the
-base's dtypes (bfloat16), and below it whether the planner's model (the recipe's finished model; the first To2V row's
-when the planner is skipped) loads with `T2VPipeline.from_pretrained` and the LoRA adapter with `pipe.load_lora_weights`.
-A training row is not run when its lower bound, 16 bytes per trained parameter (float32 weight, gradient, two Adam
-moments) plus the other weights as stored, exceeds the memory available (MemAvailable, or `--memory-limit-gib`): its
-row says "skipped: needs at least X GiB".
+base's dtypes (bfloat16), the second run's peak, and below it whether the planner's model (the recipe's finished model;
+the first To2V row's when the planner is skipped) loads with `T2VPipeline.from_pretrained` and the LoRA adapter with
+`pipe.load_lora_weights`. A training row is not run when its lower bound, 16 bytes per trained parameter (float32
+weight, gradient, two Adam moments) plus the other weights as stored, exceeds the memory available (MemAvailable, or
+`--memory-limit-gib`): its row says "skipped: needs at least X GiB".
 
 Estimated, not measured: one 80 GB GPU (74.5 GiB) at Wan2.1's 480x832, 81 frames, per training row (sizes in bytes)
 
-    GPU = 2 x frozen parameters + 16 x trained parameters + A x N_gpu / N_small
-    A   = max(0, peak RSS - peak RSS of load and export - (16 x trained parameters - their stored bytes))
+    GPU = 2 x frozen parameters + 16 x trained parameters + S x N_gpu
+    S   = (peak RSS at N_2 - peak RSS at N_1) / (N_2 - N_1), at least 0
 
 where frozen parameters are all the folder's others, with the text encoder at UMT5-XXL's full size (the stand-in has 2
 of its 24 layers and a small vocabulary; the recipe validates, which puts every component on the GPU), and N counts the
-tokens of one sample: latent frames x (height / 16) x (width / 16) of a clip for To2V (140 here, 32,760 at 480x832x81),
-clips x the token grid for the planner (planner.yaml's max_clips at 480x832: the grid does not depend on the frame
-size). A, the activations, is what the training process holds beyond the baseline and the optimizer arithmetic,
-measured at the small size and scaled linearly in tokens (as with memory-efficient attention); a skipped row takes
-tokens_only-with-checkpointing's A per token. A is rough: it also holds what the baseline does not (autograd's and the
-data's buffers, the checkpoint's bytes that safetensors builds in memory), which the scaling multiplies; and where the
-load or the export peaks higher than a training step, it reads 0 and the estimate is a lower bound. At --tiny's sizes
-the estimate means nothing (a few tokens, scaled by thousands).
+tokens of one sample: latent frames x (height / 16) x (width / 16) of a clip for To2V (N_1 = 140 at 64x112, N_2 = 560
+at 128x224, N_gpu = 32,760 at 480x832x81), clips x the token grid for the planner (8 and 4 clips; N_gpu: planner.yaml's
+max_clips, as the grid does not depend on the frame size). S, the activation bytes per token, is the slope of the peak
+between the row's two runs, which differ only in the tokens of a sample: what both hold alike (the runtime, the
+weights, the optimizer, autograd's and the data's fixed buffers, the checkpoint's bytes) cancels out of it. It assumes
+activation memory linear in tokens, as with memory-efficient (flash) attention on a GPU; were the CPU's SDPA to hold an
+N x N attention matrix, b x N^2 bytes, that part would enter S as b x (N_1 + N_2) per token (an overestimate for the GPU). S is read
+from a difference of two peaks, so the allocator's noise weighs on it, and a negative slope reads 0; a skipped row
+takes tokens_only-with-checkpointing's S. At --tiny's sizes the estimate means nothing (a few tokens, scaled by
+thousands).
 
-`--tiny`: the same rows at toy sizes (wan_standin's tiny model, 32x32, 8 fps, 9-frame clips, 2 videos of 3 s, 2 steps,
-one thread, in a temporary folder) for the tests.
+`--tiny`: the same rows at toy sizes (wan_standin's tiny model, 32x32 and 64x64, 8 fps, 9-frame clips, 2 videos of 3 s,
+2 steps, one thread, in a temporary folder) for the tests.
 
     python benchmarks/wan_training_memory.py
     python benchmarks/wan_training_memory.py --tiny
@@ -70,8 +74,9 @@ RECIPE = ROOT / "training" / "recipes" / "wan"
 GPU = dict(height=480, width=832, clip_frames=81)  # Wan2.1's training size
 GPU_GIB = 80e9 / 2**30
 LORA_RANK = 16  # train_to2v.py's default
-FULL = dict(height=64, width=112, fps=16, clip_frames=17, videos=4, seconds=11, steps=3, threads=None)  # 11 s: planner.yaml's 8 clips
-TINY = dict(height=32, width=32, fps=8, clip_frames=9, videos=2, seconds=3, steps=2, threads=1)
+# large: the second size of the To2V rows (their activations' slope); 11 s: planner.yaml's 8 clips
+FULL = dict(height=64, width=112, large=(128, 224), fps=16, clip_frames=17, videos=4, seconds=11, steps=3, threads=None)
+TINY = dict(height=32, width=32, large=(64, 64), fps=8, clip_frames=9, videos=2, seconds=3, steps=2, threads=1)
 # the To2V rows: name, --train_mode, gradient checkpointing
 TO2V = [("To2V tokens_only, gradient checkpointing", "tokens_only", "--gradient_checkpointing"),
         ("To2V tokens_only, no gradient checkpointing", "tokens_only", "--no_gradient_checkpointing"),
@@ -174,31 +179,36 @@ class Recipe:
 
     def __init__(self, args, env: dict, work: Path, limit: float):
         self.args, self.env, self.work, self.limit = args, env, work, limit
-        self.rows, self.baseline = [], None
+        self.rows = []
 
-    def run(self, name: str, command: list) -> dict:
+    def run(self, name: str, *commands: list) -> dict:
+        """A row: the first command's peak RSS and wall time, and the second's peak RSS (`second`) when there is one."""
         log(name)
-        self.rows.append(dict(name=name, **standin.measure([str(part) for part in command], self.env)))
+        first, *second = [standin.measure([str(part) for part in command], self.env) for command in commands]
+        self.rows.append(dict(name=name, **first, **({"second": second[0]["peak"]} if second else {})))
         return self.rows[-1]
 
-    def train(self, name: str, stage: str, model: Path, mode: str, options: list, tokens: tuple[int, int], keep: bool) -> dict:
-        """A training row, unless its lower bound exceeds the limit. Its checkpoints, and its export unless `keep`, are removed
-        once measured, to spare the disk. `tokens`: per sample, here and at the GPU's size."""
+    def train(self, name: str, stage: str, model: Path, mode: str, options: list, sizes: list, gpu_tokens: int, keep: bool) -> dict:
+        """A training row, run twice (`sizes`: each run's latent cache, further options and tokens per sample; `gpu_tokens`: at
+        the GPU's size) unless its lower bound exceeds the limit. The second run's files, the first's checkpoints and, unless
+        `keep`, its export are removed once measured, to spare the disk."""
         weights = stored(model)
         count, stored_params, stored_bytes = trained(weights, mode)
         params = sum(math.prod(shape) for component in weights.values() for shape, _ in component.values())
         bound = (sum(size for component in weights.values() for _, size in component.values()) - stored_bytes + 16 * count) / 2**30
-        facts = dict(name=name, trained=count, params=params, stored_params=stored_params, bound=bound, tokens=tokens[0],
-                     gpu_tokens=tokens[1])
+        tokens = [n for *_, n in sizes]
+        facts = dict(name=name, trained=count, params=params, stored_params=stored_params, bound=bound, tokens=tokens,
+                     gpu_tokens=gpu_tokens)
         if bound > self.limit:
             log(f"{name}: skipped, needs at least {bound:.2f} GiB")
             self.rows.append(dict(facts, skipped=True))
             return self.rows[-1]
-        out, steps = self.work / f"row{len(self.rows)}", self.args.steps
-        r = self.run(name, [sys.executable, ROOT / "training" / f"train_{stage}.py", "--config", RECIPE / f"{stage}.yaml",
-                            "--latents_dir", self.work / "latents", "--model", model, "--output_dir", out, "--mixed_precision", "bf16",
-                            "--train_batch_size", 1, "--gradient_accumulation_steps", 1, "--max_train_steps", steps,
-                            "--checkpointing_steps", steps, "--skip_validation", *options])
+        (out, second), steps = [self.work / f"row{len(self.rows)}-{i}" for i in (1, 2)], self.args.steps
+        r = self.run(name, *[[sys.executable, ROOT / "training" / f"train_{stage}.py", "--config", RECIPE / f"{stage}.yaml",
+                              "--latents_dir", latents, "--model", model, "--output_dir", where, "--mixed_precision", "bf16",
+                              "--train_batch_size", 1, "--gradient_accumulation_steps", 1, "--max_train_steps", steps,
+                              "--checkpointing_steps", steps, "--skip_validation", *options, *more]
+                             for where, (latents, more, _) in zip((out, second), sizes)])
         checkpoint = out / "checkpoints" / f"checkpoint-{steps}"
         saved = sum(math.prod(shape) for shape, _ in stored(checkpoint)[""].values())
         if saved != count:
@@ -206,7 +216,8 @@ class Recipe:
                              "`trained` no longer follows set_trainable.")
         export = out / ("lora" if mode == "lora" else "model")
         r.update(facts, checkpoint=folder_bytes(checkpoint), dtypes=same_dtypes(model, export), export=export,
-                 activations=max(0.0, r["peak"] - self.baseline - (16 * count - stored_bytes) / 2**30))
+                 slope=max(0.0, (r["second"] - r["peak"]) / (tokens[1] - tokens[0])))  # GiB per token
+        shutil.rmtree(second)
         shutil.rmtree(out / "checkpoints")
         if not keep:
             shutil.rmtree(export)
@@ -217,29 +228,33 @@ class Recipe:
         from t2v.shapes.folder import write_shapes_folder
 
         args, work, python, script = self.args, self.work, sys.executable, os.path.abspath(__file__)
-        videos, latents, init = work / "videos", work / "latents", work / "init" / "model"
+        videos, latents, large, init = work / "videos", work / "latents", work / "latents_large", work / "init" / "model"
         write_shapes_folder(videos, num_videos=args.videos, seconds=args.seconds, seed=0)
         self.run("convert: python -m t2v.pipelines.wan_base", [python, "-m", "t2v.pipelines.wan_base", wan, init, "--fps", args.fps,
                  "--clip_frames", args.clip_frames, "--height", args.height, "--width", args.width])
-        self.run("latents: training/cache_latents.py", [python, ROOT / "training" / "cache_latents.py", "--data_dir", videos,
-                 "--model", init, "--output_dir", latents, "--batch_size", 1])
-        self.baseline = self.run("load and export the converted folder (the estimate's baseline)",
-                                 [python, script, "--child", "load", "--model", init, "--out", work / "exported"])["peak"]
+        cache = [python, ROOT / "training" / "cache_latents.py", "--data_dir", videos, "--model", init, "--batch_size", 1]
+        self.run("latents: training/cache_latents.py", [*cache, "--output_dir", latents],
+                 [*cache, "--output_dir", large, "--height", args.large[0], "--width", args.large[1]])
+        self.run("load and export the converted folder (no training step)",
+                 [python, script, "--child", "load", "--model", init, "--out", work / "exported"])
         shutil.rmtree(work / "exported")
 
-        window = 1 + (args.clip_frames - 1) // 4  # latent frames of a clip
-        to2v_tokens = (window * (args.height // 16) * (args.width // 16),
-                       (1 + (GPU["clip_frames"] - 1) // 4) * (GPU["height"] // 16) * (GPU["width"] // 16))
-        to2v = [self.train(name, "to2v", init, mode, ["--train_mode", mode, switch], to2v_tokens, keep=i == 0 or mode == "lora")
+        def tokens(height: int, width: int, clip_frames: int = args.clip_frames) -> int:  # of a To2V sample
+            return (1 + (clip_frames - 1) // 4) * (height // 16) * (width // 16)
+
+        sizes = [(latents, [], tokens(args.height, args.width)), (large, [], tokens(*args.large))]
+        to2v = [self.train(name, "to2v", init, mode, ["--train_mode", mode, switch], sizes, tokens(**GPU), keep=i == 0 or mode == "lora")
                 for i, (name, mode, switch) in enumerate(TO2V)]
         # the codec on the To2V model, as in the recipe (on the converted one, of the same shapes, if that row was skipped)
         self.run("codec: training/fit_codec.py", [python, ROOT / "training" / "fit_codec.py", "--latents_dir", latents,
                  "--model", to2v[0].get("export", init), "--output_dir", work / "codec"])
         grid = math.prod(json.loads((init / "video_tokenizer" / "config.json").read_text())["grid"])
         max_clips = yaml.safe_load((RECIPE / "planner.yaml").read_text())["max_clips"]
+        window = 1 + (args.clip_frames - 1) // 4  # latent frames of a clip
         clips = max(min(shape[1] // window, max_clips) for shape, _ in stored(latents)[""].values())
+        sizes = [(latents, [], clips * grid), (latents, ["--max_clips", clips // 2], clips // 2 * grid)]
         planner = self.train("planner: training/train_planner.py", "planner", work / "codec" / "model", "planner",
-                             ["--gradient_checkpointing"], (clips * grid, max_clips * grid), keep=True)
+                             ["--gradient_checkpointing"], sizes, max_clips * grid, keep=True)
 
         finished, lora = planner if "export" in planner else to2v[0], to2v[2].get("export")
         if "export" not in finished:
@@ -258,18 +273,19 @@ def report(args, rows: list, loads: dict, settings: dict, missing: float | None,
     print(f"the stand-in Wan folder of benchmarks/wan_standin.py ({model}, bfloat16; {built}); {args.videos} Shapes videos of "
           f"{args.seconds:g} s; {args.height}x{args.width}, {args.fps} fps, clips of {args.clip_frames} frames; training: python "
           f"SCRIPT --config training/recipes/wan/{{to2v,planner}}.yaml --latents_dir CACHE --mixed_precision bf16 --train_batch_size "
-          f"1 --gradient_accumulation_steps 1 --max_train_steps {args.steps} --checkpointing_steps {args.steps} --skip_validation; "
-          f"rows not run above {settings['limit']:.2f} GiB ({settings['limit_from']}). Each row a fresh process, its peak RSS from "
-          f"wait4 (ru_maxrss); wall time includes loading; whole run {total / 60:.1f} minutes\n")
+          f"1 --gradient_accumulation_steps 1 --max_train_steps {args.steps} --checkpointing_steps {args.steps} --skip_validation, each "
+          f"also run at a second size: To2V on a cache at {args.large[0]}x{args.large[1]}, the planner with half the clips "
+          f"(--max_clips); rows not run above {settings['limit']:.2f} GiB ({settings['limit_from']}). Each row a fresh process, its "
+          f"peak RSS from wait4 (ru_maxrss); wall time includes loading; whole run {total / 60:.1f} minutes\n")
     print("| stage | peak RSS (GiB) | wall time (s) | trained parameters | last checkpoint (MiB) | export in the base's dtypes | "
-          "lower bound (GiB, arithmetic) |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+          "lower bound (GiB, arithmetic) | second size: peak RSS (GiB) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         peak = f"skipped: needs at least {r['bound']:.2f} GiB" if r.get("skipped") else f"{r['peak']:.2f}"
         cells = [r["name"], peak, "-" if r.get("skipped") else f"{r['seconds']:.1f}",
                  f"{r['trained']:,}" if "trained" in r else "-",
                  f"{r['checkpoint'] / 2**20:.2f}" if "checkpoint" in r else "-", r.get("dtypes", "-"),
-                 f"{r['bound']:.2f}" if "bound" in r else "-"]
+                 f"{r['bound']:.2f}" if "bound" in r else "-", f"{r['second']:.2f}" if "second" in r else "-"]
         print(f"| {' | '.join(cells)} |", flush=True)
     if loads:
         print(f"\nLoading the exports: {loads['what']} with T2VPipeline.from_pretrained: {loads['model']}; the LoRA adapter on the "
@@ -277,31 +293,27 @@ def report(args, rows: list, loads: dict, settings: dict, missing: float | None,
     else:
         print("\nLoading the exports: no training row ran.")
 
-    baseline = next(r["peak"] for r in rows if r["name"].startswith("load and export"))
-    reference = next(r for r in rows if r["name"] == TO2V[0][0])
-    per_token = None if reference.get("skipped") else reference["activations"] / reference["tokens"]
+    reference = next(r for r in rows if r["name"] == TO2V[0][0]).get("slope")  # a skipped row's slope
     text = "" if missing is None else f", the text encoder at UMT5-XXL's size ({missing:.2f} GiB of bfloat16 weights above the stand-in's)"
     print(f"\n### ESTIMATE (arithmetic, not measured): one 80 GB GPU at {GPU['height']}x{GPU['width']}, {GPU['clip_frames']} frames\n")
-    print(f"GPU = 2 B x frozen parameters{text} + 16 B x trained parameters (float32 weights, gradients, Adam) + A x N_gpu / N_small; "
-          f"A = peak RSS - the baseline row's {baseline:.2f} GiB - (16 B x trained parameters - their stored bytes), at least 0, measured "
-          "above; N = tokens per sample; a skipped row: tokens_only-with-checkpointing's A per token. Fits: under 80 GB (74.5 GiB)."
+    print(f"GPU = 2 B x frozen parameters{text} + 16 B x trained parameters (float32 weights, gradients, Adam) + S x N_gpu; "
+          "S = (peak RSS at N_2 - peak RSS at N_1) / (N_2 - N_1), at least 0: the activations' bytes per token, from the row's two "
+          "runs above (N = tokens per sample; a skipped row: tokens_only-with-checkpointing's S). Assumes activation memory linear "
+          "in tokens, as with memory-efficient (flash) attention on a GPU; the CPU's SDPA may differ. Fits: under 80 GB (74.5 GiB)."
           + (" --tiny: toy sizes, a few tokens scaled by thousands; these figures mean nothing." if args.tiny else "") + "\n")
-    print("| stage | frozen weights, bf16 (GiB) | trained: weights, gradients, Adam, fp32 (GiB) | A, measured (GiB) | tokens: small -> GPU "
-          "| activations on the GPU (GiB) | total (GiB) | fits 80 GB |")
+    print("| stage | frozen weights, bf16 (GiB) | trained: weights, gradients, Adam, fp32 (GiB) | tokens: N_1, N_2 -> N_gpu "
+          "| S (KiB per token) | activations on the GPU (GiB) | total (GiB) | fits 80 GB |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         if "trained" not in r:
             continue
         frozen = (r["params"] - r["stored_params"]) * 2 / 2**30 + (missing or 0.0)
         weights = r["trained"] * 16 / 2**30
-        if r.get("skipped"):
-            measured = "- (skipped)" if per_token is None else f"- ({per_token * r['tokens']:.3f} as tokens_only's per token)"
-            activations = None if per_token is None else per_token * r["gpu_tokens"]
-        else:
-            measured, activations = f"{r['activations']:.3f}", r["activations"] * r["gpu_tokens"] / r["tokens"]
-        total = None if activations is None else frozen + weights + activations
-        cells = [r["name"], f"{frozen:.2f}", f"{weights:.2f}", measured, f"{r['tokens']:,} -> {r['gpu_tokens']:,}",
-                 "-" if activations is None else f"{activations:.2f}", "-" if total is None else f"{total:.2f}",
+        slope = reference if r.get("skipped") else r["slope"]
+        total = None if slope is None else frozen + weights + slope * r["gpu_tokens"]
+        cells = [r["name"], f"{frozen:.2f}", f"{weights:.2f}", f"{r['tokens'][0]:,}, {r['tokens'][1]:,} -> {r['gpu_tokens']:,}",
+                 "-" if slope is None else f"{slope * 2**20:.2f}" + (" (tokens_only's)" if r.get("skipped") else ""),
+                 "-" if slope is None else f"{slope * r['gpu_tokens']:.2f}", "-" if total is None else f"{total:.2f}",
                  "-" if total is None else "yes" if total < GPU_GIB else "no"]
         print(f"| {' | '.join(cells)} |", flush=True)
 
