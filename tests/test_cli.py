@@ -33,6 +33,7 @@ def test_generate_writes_the_mp4_asked_for(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]  # no temporary file left
 
 
+@pytest.mark.slow  # two generate processes each
 def test_a_caption_with_changes_becomes_a_storyboard(tmp_path):
     result = run_cli("generate", "a red circle stays still, then it turns blue", "--seconds", "2", "-o", "a.mp4", *FAST, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -72,6 +73,7 @@ def test_default_output_name_and_size(tmp_path):
     assert default_output_name("...") == "video.mp4"
 
 
+@pytest.mark.slow  # two generate processes each
 def test_same_seed_same_file(tmp_path):
     for name in ("x.mp4", "y.mp4"):
         assert run_cli("generate", "a red circle", "--frames", "5", "--seed", "7", "-o", name, *FAST, cwd=tmp_path).returncode == 0
