@@ -10,7 +10,7 @@ the same per-frame loop, but over a tensor it must hold whole).
 On a CPU, PyTorch runs a 3D convolution of batch 1 on a small input with its own slow kernel instead of oneDNN's
 (a size heuristic in ATen's `use_mkldnn`), and a video decoded or encoded one latent frame at a time is exactly
 that case: `use_onednn_convolutions` sends the VAE's 3D convolutions to oneDNN in inference, which makes decoding
-with a 4x VAE at 64x64 about three times as fast on two cores (benchmarks/vae_decode.py), equal to float32 rounding.
+with a 4x VAE at 64x64 2.3 times as fast on two cores (benchmarks/vae_decode.py), equal to float32 rounding.
 """
 
 from functools import partial
