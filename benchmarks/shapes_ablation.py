@@ -30,8 +30,8 @@ from pathlib import Path
 
 from t2v import T2VPipeline, default_model_path
 from t2v.benchmark_utils import describe_run
-from t2v.shapes.bench import GOALS, evaluate_folder
-from t2v.shapes.evaluate import METRICS, add_prompt_options, held_out_prompts, render_folder, table_cells, without_planner, write_strip
+from t2v.shapes.bench import evaluate_folder
+from t2v.shapes.evaluate import METRICS, add_prompt_options, held_out_prompts, print_goal_table, render_folder, without_planner, write_strip
 
 CONFIGS = {  # name: (use the planner's tokens, stitching, sparse attention, storyboard)
     "clips": (False, "clips", False, True),
@@ -79,13 +79,8 @@ def main():
         }
         print(f"{name}: done ({videos} videos, {wall:.0f} s)", flush=True)
 
-    goal = {m: f"{op} {target:g}" for m, (op, target) in GOALS.items()}
     print(f"\n{len(prompts)} held-out prompts x {args.seeds} seeds, {args.seconds:g} s each\n")
-    print("| configuration | " + " | ".join(METRICS) + " | real-time factor |")
-    print("| --- |" + " --- |" * (len(METRICS) + 1))
-    print("| goal | " + " | ".join(goal.get(m, "") for m in METRICS) + " | >= 1 |")
-    for name, r in results.items():
-        print(f"| {name} | " + " | ".join(table_cells(r)) + f" | {r['realtime_factor']:.2f} |")
+    print_goal_table("configuration", results)
     (out / "ablation.json").write_text(json.dumps({"prompts": prompts, "seeds": args.seeds, "seconds": args.seconds,
                                                    "results": results}, indent=2) + "\n")
     if args.strip:

@@ -27,8 +27,17 @@ import numpy as np
 
 from t2v import T2VPipeline, default_model_path
 from t2v.benchmark_utils import describe_run
-from t2v.shapes.bench import GOALS, centroids, evaluate_folder, measure_video, read_metadata
-from t2v.shapes.evaluate import METRICS, add_prompt_options, held_out_prompts, render_folder, table_cells, training_prompts, write_strip
+from t2v.shapes.bench import centroids, evaluate_folder, measure_video, read_metadata
+from t2v.shapes.evaluate import (
+    METRICS,
+    add_prompt_options,
+    held_out_prompts,
+    print_goal_table,
+    render_folder,
+    table_cells,
+    training_prompts,
+    write_strip,
+)
 from t2v.video_io import read_video
 
 FIRST_COMMAND = "a red circle bounces left and right"
@@ -72,13 +81,8 @@ def main():
     xs = centroids(measure_video(np.stack(frames)))[:, 0]
     first = {**{m: getattr(summary, m) for m in METRICS}, "x_min": float(np.nanmin(xs)), "x_max": float(np.nanmax(xs))}
 
-    goal = {m: f"{op} {target:g}" for m, (op, target) in GOALS.items()}
     print(f"\n{args.prompts} prompts per set x {args.seeds} seeds, {args.seconds:g} s each (stays still: {len(STILL)} prompts)\n")
-    print("| prompts | " + " | ".join(METRICS) + " | real-time factor |")
-    print("| --- |" + " --- |" * (len(METRICS) + 1))
-    print("| goal | " + " | ".join(goal.get(m, "") for m in METRICS) + " | >= 1 |")
-    for name, r in results.items():
-        print(f"| {name.replace('_', ' ')} | " + " | ".join(table_cells(r)) + f" | {r['realtime_factor']:.2f} |")
+    print_goal_table("prompts", {name.replace("_", " "): r for name, r in results.items()})
     drift = results["stays_still"]["wander_px"]
     print(f"\nstays still: the centre wanders at most {np.nanmedian(drift):.1f} px (median over videos; largest {np.nanmax(drift):.1f})")
     print(f"\n`t2v generate \"{FIRST_COMMAND}\" --seconds 8`: " + ", ".join(f"{m} {c}" for m, c in zip(METRICS, table_cells(first)))

@@ -19,7 +19,7 @@ import torch
 
 from ..models.vae import encode_latents
 from ..video_io import VideoWriter, read_video, to_uint8
-from .bench import measure_video, read_metadata
+from .bench import GOALS, measure_video, read_metadata
 from .world import COLORS, HELD_OUT, MOTIONS, SHAPES, auto_storyboard, format_caption, parse_caption, render_video, trajectory
 
 METRICS = ("color_accuracy", "shape_accuracy", "motion_accuracy", "identity_consistency", "jumps_per_minute", "flicker",
@@ -67,6 +67,17 @@ def add_prompt_options(parser: argparse.ArgumentParser) -> None:
 def table_cells(row: dict) -> list[str]:
     """One markdown table row's cells for the ShapesBench METRICS of `row` (a metric may be None)."""
     return ["n/a" if row[m] is None else f"{row[m]:.2f}" if m == "jumps_per_minute" else f"{row[m]:.3f}" for m in METRICS]
+
+
+def print_goal_table(first_column: str, rows: dict[str, dict]) -> None:
+    """A markdown table of ShapesBench METRICS and the real-time factor: a goal row (GOALS), then one row per `rows` entry
+    (its name: a dict with the METRICS and "realtime_factor")."""
+    goal = {m: f"{op} {target:g}" for m, (op, target) in GOALS.items()}
+    print(f"| {first_column} | " + " | ".join(METRICS) + " | real-time factor |")
+    print("| --- |" + " --- |" * (len(METRICS) + 1))
+    print("| goal | " + " | ".join(goal.get(m, "") for m in METRICS) + " | >= 1 |")
+    for name, r in rows.items():
+        print(f"| {name} | " + " | ".join(table_cells(r)) + f" | {r['realtime_factor']:.2f} |")
 
 
 def without_planner(pipe):
