@@ -2,6 +2,7 @@
 
     python research/scaling_study.py prepare --out runs/study                 # data + latent caches
     python research/scaling_study.py train --out runs/study --name 8x-w64 --vae 8 --width 64 --minutes 15 30 45
+    python research/scaling_study.py train --out runs/study --name 4x-w192-p4 --vae 4 --width 192 --patch 4
     python research/scaling_study.py score --out runs/study --name 8x-w64
     python research/scaling_study.py table --out runs/study                    # every scored run, one markdown table
 
@@ -81,11 +82,9 @@ def train(args):
     run_dir = out / args.name
     init = run_dir / "init"
     if not (init / "model_index.json").exists():
-        run(sys.executable, "-m", "t2v.shapes.model", init, "--width", args.width, "--layers", args.layers)
+        run(sys.executable, "-m", "t2v.shapes.model", init, "--width", args.width, "--layers", args.layers, "--patch", args.patch)
         shutil.rmtree(init / "vae")
         shutil.copytree(vae_model(out, args.vae) / "vae", init / "vae")
-        if args.vae == "4":  # the 4× latents are 16×16: the denoiser keeps its 2×2 patches (BENCHMARKS.md)
-            assert json.loads((init / "transformer" / "config.json").read_text())["patch_size"] == [1, 2, 2]
     to2v = run_dir / "to2v"
     marks = sorted(args.minutes)
     if not (run_dir / "trained").exists():
@@ -107,7 +106,7 @@ def train(args):
         (run_dir / "trained").touch()
     _, median = seconds_per_step(to2v / "metrics.jsonl")
     kept = {int(p.name.split("-")[1]) for p in (to2v / "checkpoints").glob("checkpoint-*") if p.name.split("-")[1].isdigit()}
-    summary = {"width": args.width, "layers": args.layers, "vae": args.vae, "seconds_per_step": median, "marks": {}}
+    summary = {"width": args.width, "layers": args.layers, "patch": args.patch, "vae": args.vae, "seconds_per_step": median, "marks": {}}
     for minutes in marks:
         step = max(s for s in kept if s * median <= 60 * minutes)
         model = run_dir / f"m{minutes}" / "to2v"
@@ -175,7 +174,8 @@ def table(args):
         for minutes, row in sorted(run["scores"].items(), key=lambda item: int(item[0])):
             model = scores.parent / f"m{minutes}" / "to2v" / "model"
             size = denoiser_parameters(model) if model.is_dir() else 0
-            name = f"{scores.parent.name}: width {run['width']}, {run['layers']} blocks" + (f" ({size / 1e6:.2f} M)" if size else "")
+            patch = run.get("patch", 2)
+            name = f"width {run['width']}, {run['layers']} blocks, {patch}×{patch} patches" + (f" ({size / 1e6:.2f} M)" if size else "")
             loss = "" if row.get("loss") is None else f"{row['loss']:.3f}"
             cells = " | ".join(f"{row[m]:.1f}" if m == "jumps_per_minute" else f"{row[m]:.3f}" for m in metrics)
             print(f"| {name} | {run['vae']}× | {minutes} | {row['step']} | {loss} | {cells} |")
@@ -193,6 +193,7 @@ def main():
     p.add_argument("--vae", choices=["8", "4"], default="8")
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--patch", type=int, choices=[2, 4], default=2, help="the side of the denoiser's square patches")
     p.add_argument("--minutes", type=int, nargs="+", default=[15, 30, 45])
     p = sub.add_parser("table")
     p.add_argument("--out", required=True)

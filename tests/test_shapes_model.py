@@ -82,17 +82,19 @@ def test_vae_compression_script_saves_a_4x_model_that_makes_videos(tmp_path):
 
 
 def test_scaling_study_table_reads_every_scored_run(tmp_path):
-    """research/scaling_study.py table: one row per scored mark, with the denoiser's parameters from its weights."""
+    """research/scaling_study.py table: one row per scored mark, with the denoiser's patches and parameters from its weights."""
     from t2v.shapes.model import build_default_pipeline
 
-    run = tmp_path / "8x-w64"
-    build_default_pipeline(0).transformer.save_pretrained(run / "m15" / "to2v" / "model" / "transformer")
+    run = tmp_path / "4x-w64-p4"
+    transformer = build_default_pipeline(0, patch=4).transformer
+    assert tuple(transformer.config.patch_size) == (1, 4, 4)
+    transformer.save_pretrained(run / "m15" / "to2v" / "model" / "transformer")
     row = {"step": 5600, "loss": 0.389, "color_accuracy": 0.832, "shape_accuracy": 0.388, "motion_accuracy": 0.234,
            "identity_consistency": 0.427, "jumps_per_minute": 88.9, "flicker": 0.495}
-    (run / "scores.json").write_text(json.dumps({"width": 64, "layers": 4, "vae": "8", "scores": {"15": row}}))
+    (run / "scores.json").write_text(json.dumps({"width": 64, "layers": 4, "patch": 4, "vae": "4", "scores": {"15": row}}))
     result = subprocess.run([sys.executable, str(ROOT / "research" / "scaling_study.py"), "table", "--out", str(tmp_path)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
-    assert len(lines) == 3 and lines[2] == ("| 8x-w64: width 64, 4 blocks (0.35 M) | 8× | 15 | 5600 | 0.389 | 0.832 | 0.388 | 0.234 | "
+    assert len(lines) == 3 and lines[2] == ("| width 64, 4 blocks, 4×4 patches (0.36 M) | 4× | 15 | 5600 | 0.389 | 0.832 | 0.388 | 0.234 | "
                                             "0.427 | 88.9 | 0.495 |")

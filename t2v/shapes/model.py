@@ -58,16 +58,19 @@ def build_vae(spatial_compression: int = 8) -> AutoencoderKLWan:
 
 
 def build_default_pipeline(
-    seed: int = 0, trained_on: str = RANDOM_WEIGHTS, width: int = 64, layers: int = 4, vae_compression: int = 8
+    seed: int = 0, trained_on: str = RANDOM_WEIGHTS, width: int = 64, layers: int = 4, vae_compression: int = 8, patch: int = 2
 ):
     """Every component of the default model, freshly initialised from `seed`.
 
     `width` and `layers` size the To2V denoiser (heads of 16 channels, a feed-forward of 4× the
-    width), `vae_compression` is the VAE's spatial compression (`build_vae`); the denoiser's patches
-    are 2×2 with either VAE, so the 4× VAE's 16×16 latent frames give it four times the tokens.
+    width), `vae_compression` is the VAE's spatial compression (`build_vae`) and `patch` the side of
+    the denoiser's square patches: with 2×2 patches the 4× VAE's 16×16 latent frames give the
+    denoiser four times the tokens of the 8× VAE's 8×8 ones, with 4×4 patches the same number.
     """
     if width < 16 or width % 16 or layers < 1:
         raise ValueError(f"width must be a positive multiple of 16 and layers at least 1, got {width} and {layers}.")
+    if patch not in (1, 2, 4):
+        raise ValueError(f"patch must be 1, 2 or 4 (the latent frame's side is a multiple of 4), got {patch}.")
     from ..pipelines import T2VPipeline
 
     torch.manual_seed(seed)
@@ -82,7 +85,7 @@ def build_default_pipeline(
     common = dict(num_attention_heads=4, attention_head_dim=16, text_dim=TEXT_DIM, freq_dim=64, ffn_dim=256, num_layers=4)
     planner = WanTransformer3DModel(patch_size=(1, 1, 1), in_channels=CODEC_DIM, out_channels=CODEC_DIM, **common)
     transformer = WanTransformer3DModel(
-        patch_size=(1, 2, 2),
+        patch_size=(1, patch, patch),
         in_channels=LATENT_CHANNELS,
         out_channels=LATENT_CHANNELS,
         image_dim=TOKEN_DIM,
@@ -116,8 +119,11 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=64, help="the To2V denoiser's width (a multiple of 16)")
     parser.add_argument("--layers", type=int, default=4, help="the To2V denoiser's number of blocks")
     parser.add_argument("--vae-compression", type=int, choices=(4, 8), default=8, help="the VAE's spatial compression")
+    parser.add_argument("--patch", type=int, choices=(1, 2, 4), default=2, help="the side of the denoiser's square patches")
     args = parser.parse_args()
-    pipe = build_default_pipeline(args.seed, width=args.width, layers=args.layers, vae_compression=args.vae_compression)
+    pipe = build_default_pipeline(
+        args.seed, width=args.width, layers=args.layers, vae_compression=args.vae_compression, patch=args.patch
+    )
     pipe.save_pretrained(args.output_dir)
     print(f"saved the default model to {args.output_dir}")
 
