@@ -2,7 +2,9 @@
 
 import json
 import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -50,3 +52,25 @@ def test_the_shapes_recipe_runs_every_stage_in_parts_and_resumes_as_done(tmp_pat
 def test_an_unknown_profile_is_one_sentence(tmp_path):
     result = subprocess.run(["bash", str(RUN), "--profile", "fast", str(tmp_path / "out")], capture_output=True, text=True)
     assert result.returncode == 2 and "no profile 'fast'" in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_a_stage_killed_midway_counts_its_time_when_started_again(tmp_path):
+    """training/recipes/stage.sh: the seconds of a run killed midway are added when the stage runs again;
+    a stage whose command fails is not marked done and passes its exit status on."""
+    script = f'set -euo pipefail; OUT={tmp_path}; source {ROOT / "training/recipes/stage.sh"}; stage train "$@"'
+    env = {**os.environ, "STAGE_TICK": "1"}
+    killed = subprocess.Popen(["bash", "-c", script, "stage", "sleep", "60"], env=env, start_new_session=True,
+                              stdout=subprocess.DEVNULL)
+    running = tmp_path / "train.running"
+    deadline = time.monotonic() + 30
+    while not (running.exists() and running.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    assert running.exists() and not (tmp_path / "train.done").exists()
+
+    failed = subprocess.run(["bash", "-c", script, "stage", "false"], env=env, capture_output=True, text=True)
+    assert failed.returncode == 1 and not (tmp_path / "train.done").exists()
+    again = subprocess.run(["bash", "-c", script, "stage", "true"], env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and (tmp_path / "train.done").exists() and not running.exists()
+    assert int((tmp_path / "train.seconds").read_text()) >= 1
