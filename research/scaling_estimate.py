@@ -1,0 +1,64 @@
+"""What the Shapes recipe would reach with more compute: power laws fitted to scored runs, extrapolated.
+
+    python research/scaling_estimate.py runs/study/4x-w192-p4 runs/study/full [--times 10 100]
+
+Reads the scores.json of one or more runs of one design (`research/scaling_study.py score`: ShapesBench of
+the To2V denoiser at several marks of training minutes), and fits, for each measure, a power law in the
+minutes: the shortfall of an accuracy (1 - accuracy) and the jumps a minute as a * minutes^-b, by least
+squares on their logarithms. It prints the fit, the measure at `--times` times the largest minutes scored,
+and the minutes at which the fit meets the goal (ShapesBench's goals). A straight line in log-log through a
+handful of noisy points: read the estimates as an order of magnitude (the kind of estimate of Kaplan et
+al., "Scaling Laws for Neural Language Models", 2020, without their range of scales).
+"""
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+# (measure, goal, whether higher is better); the accuracies' goals are ShapesBench's, jumps at most 3 a minute.
+MEASURES = (("color_accuracy", 0.95, True), ("shape_accuracy", 0.90, True), ("motion_accuracy", 0.85, True),
+            ("identity_consistency", 0.95, True), ("jumps_per_minute", 3.0, False))
+
+
+def power_law(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """(a, b) of y = a * x^-b fitted by least squares to log y against log x."""
+    xs, ys = [math.log(x) for x, _ in points], [math.log(y) for _, y in points]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    return math.exp(my - slope * mx), -slope
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", help="run folders with a scores.json (research/scaling_study.py score)")
+    parser.add_argument("--times", type=float, nargs="+", default=[10, 100], help="multiples of the largest minutes to estimate at")
+    args = parser.parse_args()
+
+    rows = []
+    for run in args.runs:
+        scores = json.loads((Path(run) / "scores.json").read_text())["scores"]
+        rows += [(float(minutes), row) for minutes, row in scores.items() if float(minutes) > 0]
+    if len({minutes for minutes, _ in rows}) < 2:
+        parser.error("the runs have fewer than two different minutes scored; a power law needs two")
+    largest = max(minutes for minutes, _ in rows)
+    print(f"{len(rows)} scored marks from {min(m for m, _ in rows):.0f} to {largest:.0f} minutes")
+    header = ["measure", "a", "b", f"at {largest:.0f} min (fit)"] + [f"x{t:g} ({t * largest / 60:.0f} h)" for t in args.times]
+    print("| " + " | ".join(header + ["goal", "hours to the goal"]) + " |")
+    print("|" + " --- |" * (len(header) + 2))
+    for name, goal, higher in MEASURES:
+        points = [(m, (1 - row[name]) if higher else row[name]) for m, row in rows]
+        points = [(m, max(y, 1e-3)) for m, y in points]  # a perfect score would be log(0)
+        a, b = power_law(points)
+        value = (lambda m: 1 - a * m ** -b) if higher else (lambda m: a * m ** -b)
+        shortfall = (1 - goal) if higher else goal
+        to_goal = (a / shortfall) ** (1 / b) if b > 0 else math.inf
+        cells = [name, f"{a:.3g}", f"{b:.3f}", f"{value(largest):.3f}"] + [f"{value(t * largest):.3f}" for t in args.times]
+        hours = "no gain with minutes" if to_goal == math.inf else "over 10^4" if to_goal > 6e5 else f"{to_goal / 60:.1f}"
+        cells += [f"{goal:g}", hours]
+        print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
