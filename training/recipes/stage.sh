@@ -7,6 +7,10 @@
 # runs, OUT/NAME.running holds its seconds so far (every STAGE_TICK seconds, default 60), so the time of
 # a run that was killed midway still counts when the stage is started again (a run that fails or is
 # interrupted counts in full).
+add_seconds() {  # add_seconds FILE N: FILE's number (0 if none) plus N
+  echo $(( $(cat "$1" 2>/dev/null || echo 0) + $2 )) > "$1"
+}
+
 stage() {
   local name="$1"; shift
   if [ -e "$OUT/$name.done" ] || [ -e "$OUT/$name/done" ] || [ -e "$OUT/$name/model/model_index.json" ]; then
@@ -15,14 +19,14 @@ stage() {
   echo "== $name"
   local start=$(date +%s) seconds="$OUT/${name%%.*}.seconds" running="$OUT/$name.running"
   if [ -f "$running" ]; then  # the time of a run stopped midway
-    echo $(( $(cat "$seconds" 2>/dev/null || echo 0) + $(cat "$running") )) > "$seconds"
+    add_seconds "$seconds" "$(cat "$running")"
     rm "$running"
   fi
   ( while sleep "${STAGE_TICK:-60}" && kill -0 $$; do echo $(( $(date +%s) - start )) > "$running"; done ) >/dev/null 2>&1 &
   local ticker=$! status=0
   "$@" || status=$?
   kill "$ticker" 2>/dev/null; wait "$ticker" 2>/dev/null || true
-  echo $(( $(cat "$seconds" 2>/dev/null || echo 0) + $(date +%s) - start )) > "$seconds"
+  add_seconds "$seconds" $(( $(date +%s) - start ))
   rm -f "$running"
   [ "$status" -eq 0 ] || return "$status"
   touch "$OUT/$name.done"
