@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Shapes-world recipe: every stage of the default model, trained from scratch on generated data.
 #
-#   bash training/recipes/shapes/run.sh [--profile quick|FILE] [OUT_DIR]      (default: quick, runs/shapes)
+#   bash training/recipes/shapes/run.sh [--profile quick|full|FILE] [OUT_DIR]      (default: quick, runs/shapes)
 #
 # Stages: data -> VAE (32×32 crops of 9-frame, then of 65-frame clips) -> latent cache -> text encoder + tokenizer + To2V -> codec
 # -> planner -> refine (the denoiser alone, at a lower learning rate, with the text encoder and tokenizer frozen) -> decoder
@@ -15,7 +15,7 @@
 # The YAMLs hold each stage's settings; a profile (profiles/NAME.sh, or any FILE in that form) says the
 # model's size, the data, and how many steps each stage trains, in parts that each fit a working
 # session (a stage stopped in any part resumes there). `quick` is the packaged model's recipe (BENCHMARKS.md,
-# "The Shapes recipe, stage by stage").
+# "The Shapes recipe, stage by stage"); `full` trains a larger model on a VAE of 4x compression for about 10 hours.
 # Pass `accelerate launch` options through LAUNCH (e.g. LAUNCH="--num_processes 2") to train on GPUs.
 # `accelerate launch` gives each process one CPU thread unless OMP_NUM_THREADS says otherwise, so the
 # recipe sets it to every core (on 2 cores: To2V 1.45x, the first VAE stage 1.36x faster than on one
