@@ -74,3 +74,13 @@ def test_a_stage_killed_midway_counts_its_time_when_started_again(tmp_path):
     again = subprocess.run(["bash", "-c", script, "stage", "true"], env=env, capture_output=True, text=True)
     assert again.returncode == 0 and (tmp_path / "train.done").exists() and not running.exists()
     assert int((tmp_path / "train.seconds").read_text()) >= 1
+
+
+def test_an_empty_running_file_does_not_stop_the_stage(tmp_path):
+    """A `.running` file left empty (a stop while it was being written) counts as 0 seconds, not an error."""
+    script = f'set -euo pipefail; OUT={tmp_path}; source {ROOT / "training/recipes/stage.sh"}; stage train "$@"'
+    (tmp_path / "train.running").write_text("")
+    (tmp_path / "train.seconds").write_text("7\n")
+    done = subprocess.run(["bash", "-c", script, "stage", "true"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "train.done").exists() and int((tmp_path / "train.seconds").read_text()) >= 7

@@ -7,8 +7,9 @@
 # runs, OUT/NAME.running holds its seconds so far (every STAGE_TICK seconds, default 60), so the time of
 # a run that was killed midway still counts when the stage is started again (a run that fails or is
 # interrupted counts in full).
-add_seconds() {  # add_seconds FILE N: FILE's number (0 if none) plus N
-  echo $(( $(cat "$1" 2>/dev/null || echo 0) + $2 )) > "$1"
+add_seconds() {  # add_seconds FILE N: FILE's number (0 if none or empty) plus N (0 if empty)
+  local had; had="$(cat "$1" 2>/dev/null || true)"
+  echo $(( ${had:-0} + ${2:-0} )) > "$1"
 }
 
 stage() {
@@ -22,7 +23,7 @@ stage() {
     add_seconds "$seconds" "$(cat "$running")"
     rm "$running"
   fi
-  ( while sleep "${STAGE_TICK:-60}" && kill -0 $$; do echo $(( $(date +%s) - start )) > "$running"; done ) >/dev/null 2>&1 &
+  ( while sleep "${STAGE_TICK:-60}" && kill -0 $$; do echo $(( $(date +%s) - start )) > "$running.tmp" && mv "$running.tmp" "$running"; done ) >/dev/null 2>&1 &
   local ticker=$! status=0
   "$@" || status=$?
   kill "$ticker" 2>/dev/null; wait "$ticker" 2>/dev/null || true
