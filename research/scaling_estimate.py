@@ -1,8 +1,9 @@
 """What the Shapes recipe would reach with more compute: power laws fitted to scored runs, extrapolated.
 
-    python research/scaling_estimate.py runs/study/4x-w192-p4 runs/study/full [--times 10 100]
+    python research/scaling_estimate.py research/scores/4x-w192-p4.json runs/study/full [--times 10 100]
 
-Reads the scores.json of one or more runs of one design (`research/scaling_study.py score`: ShapesBench of
+Reads the scores.json of one or more runs of one design (a run folder, or a scores file such as
+research/scores/4x-w192-p4.json, the study's run kept as its table) (`research/scaling_study.py score`: ShapesBench of
 the To2V denoiser at several marks of training minutes), and fits, for each measure, a power law in the
 minutes: the shortfall of an accuracy (1 - accuracy) and the jumps a minute as a * minutes^-b, by least
 squares on their logarithms. It prints the fit, the measure at `--times` times the largest minutes scored,
@@ -32,13 +33,14 @@ def power_law(points: list[tuple[float, float]]) -> tuple[float, float]:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", help="run folders with a scores.json (research/scaling_study.py score)")
+    parser.add_argument("runs", nargs="+", help="run folders with a scores.json (research/scaling_study.py score), or scores files")
     parser.add_argument("--times", type=float, nargs="+", default=[10, 100], help="multiples of the largest minutes to estimate at")
     args = parser.parse_args()
 
     rows = []
     for run in args.runs:
-        scores = json.loads((Path(run) / "scores.json").read_text())["scores"]
+        path = Path(run) / "scores.json" if Path(run).is_dir() else Path(run)
+        scores = json.loads(path.read_text())["scores"]
         rows += [(float(minutes), row) for minutes, row in scores.items() if float(minutes) > 0]
     if len({minutes for minutes, _ in rows}) < 2:
         parser.error("the runs have fewer than two different minutes scored; a power law needs two")
