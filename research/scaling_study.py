@@ -5,6 +5,8 @@
     python research/scaling_study.py train --out runs/study --name 4x-w192-p4 --vae 4 --width 192 --patch 4
     python research/scaling_study.py score --out runs/study --name 8x-w64
     python research/scaling_study.py table --out runs/study                    # every scored run, one markdown table
+    python research/scaling_study.py adopt --out runs/study --name full --recipe runs/full \
+        --model 16000=runs/full/to2v_parts/1 32000=runs/full/to2v_parts/2 48000=runs/full/to2v_parts/3
 
 Every run trains the To2V stage of the Shapes recipe (`training/recipes/shapes/to2v.yaml`: text
 encoder, video tokenizer and denoiser from scratch, constant rate after warm-up) on the cached
@@ -17,6 +19,10 @@ one within the minutes is exported. The run is stopped at the last mark.
 (held-out color-shape pairs, `--prompt-seed 1`, 30 s, FIFO) from the true videos' tokens through the
 codec: what the denoiser draws given what a perfect planner would hand it, so runs compare on the
 denoiser alone, without a planner trained for each. Results go to OUT/NAME/scores.json.
+
+`adopt` takes To2V models that a recipe run exported at given steps (e.g. the end of each part of
+`run.sh --profile full`) as marks of a run, with that run's own latents and seconds per step, so that
+`score` and `table` treat them as the study's runs.
 
 VAEs: `8` is the packaged model's (8× spatial, trained by the recipe); `4` is the 4× VAE of
 `research/vae_compression.py` trained by the recipe's two VAE stages (`prepare --vae4`).
@@ -120,6 +126,30 @@ def train(args):
     print(json.dumps(summary, indent=2))
 
 
+def adopt(args):
+    """A recipe run's exported To2V models as the marks of a study run (OUT/NAME), scored like the others by `score`."""
+    recipe, run_dir = Path(args.recipe).resolve(), Path(args.out) / args.name
+    metrics = recipe / "to2v" / "metrics.jsonl"
+    _, median = seconds_per_step(metrics)
+    losses = [json.loads(line)["loss"] for line in metrics.read_text().splitlines() if line.strip()]
+    denoiser = json.loads((recipe / "init" / "model" / "transformer" / "config.json").read_text())
+    vae = json.loads((recipe / "init" / "model" / "vae" / "config.json").read_text())
+    summary = {"width": denoiser["num_attention_heads"] * denoiser["attention_head_dim"], "layers": denoiser["num_layers"],
+               "patch": denoiser["patch_size"][-1], "vae": str(vae["scale_factor_spatial"]),
+               "seconds_per_step": median, "latents": str(recipe / "latents"), "marks": {}}
+    for item in args.model:
+        step, model = item.split("=", 1)
+        minutes = round(int(step) * median / 60)
+        mark = run_dir / f"m{minutes}" / "to2v"
+        mark.mkdir(parents=True, exist_ok=True)
+        if not (mark / "model").exists():
+            (mark / "model").symlink_to(Path(model).resolve())
+        window = losses[: int(step)][-200:]
+        summary["marks"][str(minutes)] = {"step": int(step), "loss": sum(window) / len(window)}
+    (run_dir / "train.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+
+
 def score(args):
     from t2v import T2VPipeline
     from t2v.shapes.bench import evaluate_folder
@@ -133,7 +163,8 @@ def score(args):
     for minutes in train_json["marks"]:
         mark = run_dir / f"m{minutes}"
         if not (mark / "codec" / "model" / "model_index.json").exists():
-            run(sys.executable, ROOT / "training" / "fit_codec.py", "--latents_dir", out / f"latents{train_json['vae']}",
+            latents = train_json.get("latents") or out / f"latents{train_json['vae']}"
+            run(sys.executable, ROOT / "training" / "fit_codec.py", "--latents_dir", latents,
                 "--model", mark / "to2v" / "model", "--output_dir", mark / "codec")
         pipe = T2VPipeline.from_pretrained(mark / "codec" / "model")
         pipe.set_progress_bar_config(disable=True)
@@ -197,13 +228,18 @@ def main():
     p.add_argument("--minutes", type=int, nargs="+", default=[15, 30, 45])
     p = sub.add_parser("table")
     p.add_argument("--out", required=True)
+    p = sub.add_parser("adopt")
+    p.add_argument("--out", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--recipe", required=True, help="a run.sh output folder (init/, latents/, to2v/metrics.jsonl)")
+    p.add_argument("--model", nargs="+", required=True, help="STEP=FOLDER: a To2V model the run exported at STEP")
     p = sub.add_parser("score")
     p.add_argument("--out", required=True)
     p.add_argument("--name", required=True)
     p.add_argument("--prompts", type=int, default=20)
     p.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args()
-    {"prepare": prepare, "train": train, "score": score, "table": table}[args.command](args)
+    {"prepare": prepare, "train": train, "adopt": adopt, "score": score, "table": table}[args.command](args)
 
 
 if __name__ == "__main__":
