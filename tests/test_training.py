@@ -113,6 +113,21 @@ def test_checkpoints_hold_only_what_trains_and_resume(chain, shapes_dir):
     assert [m["step"] for m in metrics(root / "planner")] == [1, 2, 3] and (resumed / "model_index.json").exists()
 
 
+def test_adafactor_trains_with_a_fraction_of_adamws_state(chain, shapes_dir, tmp_path):
+    """--optimizer adafactor (for a large planner on a small GPU): it trains, and its checkpointed optimizer state is a
+    small fraction of AdamW's two moments per weight."""
+    from t2v.training import planner
+
+    root, out = chain
+    planner.main(["--data_dir", str(shapes_dir), "--model", str(out["codec"]), "--output_dir", str(tmp_path / "planner"),
+                  "--num_clips", "2", *COMMON, "--optimizer", "adafactor"])
+    lines = metrics(tmp_path / "planner")
+    assert [m["step"] for m in lines] == [1, 2] and all(np.isfinite(m["loss"]) for m in lines)
+    adamw, adafactor = ((folder / "checkpoints" / "checkpoint-2" / "optimizer.bin").stat().st_size for folder in (root / "planner", tmp_path / "planner"))
+    assert adafactor < 0.25 * adamw
+    assert not same(weights(out["codec"], "planner"), weights(tmp_path / "planner" / "model", "planner"))
+
+
 def test_vae_export_records_latent_statistics(chain):
     _, out = chain
     config = json.loads((out["vae"] / "vae" / "config.json").read_text())

@@ -25,7 +25,10 @@ def training_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--learning_rate", type=float, default=1e-4)
     p.add_argument("--lr_scheduler", default="constant_with_warmup", help="a diffusers.optimization scheduler name")
     p.add_argument("--lr_warmup_steps", type=int, default=0)
-    p.add_argument("--adam_weight_decay", type=float, default=0.0)
+    p.add_argument("--optimizer", choices=["adamw", "adafactor"], default="adamw",
+                   help="adafactor (transformers' Adafactor without momentum) keeps about 8 bytes per trained parameter "
+                        "against AdamW's 16: for training a large planner on a smaller GPU")
+    p.add_argument("--adam_weight_decay", type=float, default=0.0, help="weight decay (AdamW's or Adafactor's)")
     p.add_argument("--max_grad_norm", type=float, default=1.0)
     p.add_argument("--train_batch_size", type=int, default=4, help="per process")
     p.add_argument("--gradient_accumulation_steps", type=int, default=1)

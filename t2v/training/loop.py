@@ -138,6 +138,18 @@ def checkpoints(output_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX) :]))
 
 
+def make_optimizer(params: list, args) -> torch.optim.Optimizer:
+    """AdamW, or Adafactor (Shazeer & Stern, 2018; transformers' implementation) at a fixed learning rate and without
+    momentum: its second moments are factored into a row and a column per matrix, so it keeps almost no state beyond
+    the float32 weights and gradients, about half of AdamW's 16 bytes per trained parameter."""
+    if args.optimizer == "adafactor":
+        from transformers.optimization import Adafactor
+
+        return Adafactor(params, lr=args.learning_rate, scale_parameter=False, relative_step=False, warmup_init=False,
+                         weight_decay=args.adam_weight_decay)
+    return torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=args.adam_weight_decay)
+
+
 def train(stage: Stage, args) -> Path:
     """Run the loop for `args.max_train_steps` optimizer steps; returns the exported model folder."""
     output_dir = Path(args.output_dir)
@@ -156,7 +168,7 @@ def train(stage: Stage, args) -> Path:
     params = [p for p in stage.model.parameters() if p.requires_grad]
     if not params:
         raise ValueError(f"The {stage.name} stage has nothing to train.")
-    optimizer = torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=args.adam_weight_decay)
+    optimizer = make_optimizer(params, args)
     lr_scheduler = get_scheduler(
         args.lr_scheduler,
         optimizer=optimizer,
