@@ -77,6 +77,18 @@ def test_the_base_keeps_its_weights_and_renders_as_before(wan_dir, converted):
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_converting_twice_gives_the_same_folder(wan_dir, converted, tmp_path):
+    """The new weights (token branch, tokenizer, planner's new layers) come from a fixed seed: a recipe run twice
+    starts from the same model, whatever the caller's random state."""
+    torch.manual_seed(1234)
+    main([str(wan_dir), str(tmp_path / "again"), *ARGS])
+    files = sorted(p.relative_to(converted) for p in converted.rglob("*.safetensors"))
+    assert files and files == sorted(p.relative_to(tmp_path / "again") for p in (tmp_path / "again").rglob("*.safetensors"))
+    for file in files:
+        first, second = load_file(converted / file), load_file(tmp_path / "again" / file)
+        assert all(torch.equal(first[k], second[k]) for k in first), file
+
+
 def test_the_planner_starts_from_the_base(wan_dir, converted):
     """The planner has the base's shape and blocks; only its input and output layers are new."""
     base = load_file(wan_dir / "transformer" / "diffusion_pytorch_model.safetensors")

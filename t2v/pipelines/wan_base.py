@@ -83,12 +83,16 @@ def _reshaped(base: WanTransformer3DModel, torch_dtype: torch.dtype, copy: bool,
     return model
 
 
-def _token_parts(stock: WanTransformer3DModel, z_dim: int, token_grid, token_dim: int, codec_dim: int, torch_dtype) -> dict:
+def _token_parts(stock: WanTransformer3DModel, z_dim: int, token_grid, token_dim: int, codec_dim: int, torch_dtype, seed: int = 0) -> dict:
     """What the converter adds to the base's DiT: the denoiser with a token branch (sharing the base's tensors),
-    the planner (a copy of the base but for its input and output layers), a new video tokenizer and codec."""
+    the planner (a copy of the base but for its input and output layers), a new video tokenizer and codec. The new
+    weights are drawn from `seed` alone, so converting the same base twice gives the same folder."""
     width_dim = stock.config.num_attention_heads * stock.config.attention_head_dim
-    planner = _reshaped(stock, torch_dtype, copy=True, patch_size=(1, 1, 1), in_channels=codec_dim, out_channels=codec_dim)
-    transformer = _reshaped(stock, torch_dtype, copy=False, image_dim=token_dim, added_kv_proj_dim=width_dim)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        planner = _reshaped(stock, torch_dtype, copy=True, patch_size=(1, 1, 1), in_channels=codec_dim, out_channels=codec_dim)
+        transformer = _reshaped(stock, torch_dtype, copy=False, image_dim=token_dim, added_kv_proj_dim=width_dim)
+        video_tokenizer = VideoTokenizer(in_channels=z_dim, grid=tuple(token_grid), token_dim=token_dim).to(torch_dtype)
     with torch.no_grad():
         for name, param in transformer.named_parameters():
             if IMAGE_VALUE in name:
@@ -96,7 +100,7 @@ def _token_parts(stock: WanTransformer3DModel, z_dim: int, token_grid, token_dim
     return dict(
         transformer=transformer,
         planner=planner,
-        video_tokenizer=VideoTokenizer(in_channels=z_dim, grid=tuple(token_grid), token_dim=token_dim).to(torch_dtype),
+        video_tokenizer=video_tokenizer,
         token_codec=TokenCodec(token_dim=token_dim, codec_dim=codec_dim).to(torch_dtype),
     )
 
