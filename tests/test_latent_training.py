@@ -213,6 +213,7 @@ def test_stages_train_from_the_cache_and_the_recipe_records_them(cache, tmp_path
     recipe.main(["--out", str(out), "--command", "bash training/recipes/shapes/run.sh"])
     record = json.loads((out / "recipe.json").read_text())
     assert record["stages"]["to2v"]["seconds"] == 12 and record["stages"]["planner"]["final_loss"] > 0
+    assert list(record["stages"]) == ["to2v", "codec", "planner"]  # the stages this run has, in order
     assert record["commit"]
     pipe = T2VPipeline.from_pretrained(out / "model")
     assert "bash training/recipes/shapes/run.sh" in pipe.config.trained_on and record["commit"] in pipe.config.trained_on

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..checks import OneLineParser
 from .common import load_base
 
-STAGES = ("data", "vae", "vae_video", "latents", "to2v", "codec", "planner", "refine", "decoder")
+STAGES = ("data", "init", "vae", "vae_video", "latents", "to2v", "codec", "planner", "refine", "decoder")  # the recipes' stages, in order
 
 
 def commit() -> str:
@@ -55,8 +55,10 @@ def main(argv=None):
             parser.error(f"no stage of {out} has a model (OUT/<stage>/model) to finish the recipe with")
         args.last_stage = made[-1]
     stages = {}
-    for name in STAGES:
+    for name in STAGES:  # those this recipe has: a time or a folder of their own
         seconds = out / f"{name}.seconds"
+        if not (seconds.is_file() or (out / name).is_dir()):
+            continue
         stages[name] = {
             "seconds": int(seconds.read_text()) if seconds.is_file() else None,
             "final_loss": last_loss(out / name),
