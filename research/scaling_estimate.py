@@ -2,9 +2,9 @@
 
     python research/scaling_estimate.py research/scores/4x-w192-p4.json runs/study/full [--times 10 100]
 
-Reads the scores.json of one or more runs of one design (a run folder, or a scores file such as
-research/scores/4x-w192-p4.json, the study's run kept as its table) (`research/scaling_study.py score`: ShapesBench of
-the To2V denoiser at several marks of training minutes), and fits, for each measure, a power law in the
+Reads the scores of one or more runs of one design (`research/scaling_study.py score`: ShapesBench of the To2V
+denoiser at several marks of training minutes), each a run folder with its scores.json or a scores file such as
+research/scores/4x-w192-p4.json (a study run kept as its table), and fits, for each measure, a power law in the
 minutes: the shortfall of an accuracy (1 - accuracy) and the jumps a minute as a * minutes^-b, by least
 squares on their logarithms. It prints the fit, the measure at `--times` times the largest minutes scored,
 and the minutes at which the fit meets the goal (ShapesBench's goals). A straight line in log-log through a

@@ -123,7 +123,8 @@ def test_adafactor_trains_with_a_fraction_of_adamws_state(chain, shapes_dir, tmp
                   "--num_clips", "2", *COMMON, "--optimizer", "adafactor"])
     lines = metrics(tmp_path / "planner")
     assert [m["step"] for m in lines] == [1, 2] and all(np.isfinite(m["loss"]) for m in lines)
-    adamw, adafactor = ((folder / "checkpoints" / "checkpoint-2" / "optimizer.bin").stat().st_size for folder in (root / "planner", tmp_path / "planner"))
+    adamw, adafactor = ((folder / "checkpoints" / "checkpoint-2" / "optimizer.bin").stat().st_size
+                        for folder in (root / "planner", tmp_path / "planner"))
     assert adafactor < 0.25 * adamw
     assert not same(weights(out["codec"], "planner"), weights(tmp_path / "planner" / "model", "planner"))
 

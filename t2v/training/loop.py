@@ -139,9 +139,10 @@ def checkpoints(output_dir: Path) -> list[Path]:
 
 
 def make_optimizer(params: list, args) -> torch.optim.Optimizer:
-    """AdamW, or Adafactor (Shazeer & Stern, 2018; transformers' implementation) at a fixed learning rate and without
-    momentum: its second moments are factored into a row and a column per matrix, so it keeps almost no state beyond
-    the float32 weights and gradients, about half of AdamW's 16 bytes per trained parameter."""
+    """AdamW, or Adafactor (Shazeer & Stern, 2018; transformers' implementation) following the run's learning-rate
+    schedule rather than its own relative step, and without momentum: its second moments are factored into a row and
+    a column per matrix, so it keeps almost no state beyond the float32 weights and gradients, about half of AdamW's
+    16 bytes per trained parameter."""
     if args.optimizer == "adafactor":
         from transformers.optimization import Adafactor
 
