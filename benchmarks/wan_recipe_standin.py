@@ -28,7 +28,6 @@ temporary folder, for the tests.
 
 import argparse
 import json
-import math
 import os
 import shutil
 import signal
@@ -40,9 +39,10 @@ from collections import Counter
 from pathlib import Path
 
 import wan_standin as standin
-from wan_training_memory import folder_bytes, same_dtypes, stored, trained
+from wan_training_memory import folder_bytes, held_parameters, same_dtypes, stored, trained
 
 from t2v.benchmark_utils import ROOT, describe_run
+from t2v.training.loop import checkpoints
 
 RUN_SH = ROOT / "training" / "recipes" / "wan" / "run.sh"
 FULL = dict(height=64, width=112, fps=16, clip_frames=17, videos=4, seconds=11, steps=4, every=2)
@@ -76,31 +76,24 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def run(command: list, env: dict, kill_when: Path | None = None, kill_at: int = 0) -> dict:
-    """Run `command` in its own process group: wall seconds and peak RSS (GiB). With `kill_when`, SIGKILL the command
-    and every process below it once that folder's metrics.jsonl has `kill_at` lines (a machine that dies), and return
-    without checking the exit status."""
+def run_and_kill(command: list, env: dict, folder: Path, at: int) -> dict:
+    """Run `command` in its own process group and SIGKILL it and every process below it once `folder`'s metrics.jsonl
+    has `at` lines (a machine that dies): its wall seconds, the steps logged and the last complete checkpoint, the one
+    a resume starts from. (The runs that finish are `wan_standin.measure`'s.)"""
     start = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as err:
-        process = subprocess.Popen([str(c) for c in command], stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT, env=env,
-                                   start_new_session=True)
-        while kill_when is not None and process.poll() is None and len(losses(kill_when)) < kill_at:
-            time.sleep(0.05)
-        if kill_when is not None:
-            for pid in [process.pid, *descendants(process.pid)]:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        _, status, usage = os.wait4(process.pid, 0)
-        code = os.waitstatus_to_exitcode(status)
-        if kill_when is None and code:
-            err.seek(0)
-            raise SystemExit(f"error: {' '.join(map(str, command))} failed (exit {code}):\n{err.read()[-3000:]}")
-    if kill_when is not None:  # what the kill left: the steps logged and the last checkpoint a resume starts from
-        saved = sorted(int(c.name.split("-")[1]) for c in kill_when.glob("checkpoints/checkpoint-*") if c.name.split("-")[1].isdigit())
-        return dict(seconds=time.perf_counter() - start, peak=None, logged=len(losses(kill_when)), saved=saved[-1] if saved else 0)
-    return dict(seconds=time.perf_counter() - start, peak=usage.ru_maxrss / 2**20)
+    process = subprocess.Popen([str(c) for c in command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, env=env,
+                               start_new_session=True)
+    while process.poll() is None and len(losses(folder)) < at:
+        time.sleep(0.05)
+    for pid in [process.pid, *descendants(process.pid)]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    process.wait()
+    saved = checkpoints(folder)
+    return dict(seconds=time.perf_counter() - start, peak=None, logged=len(losses(folder)),
+                saved=int(saved[-1].name.split("-")[1]) if saved else 0)
 
 
 def check_child(model: str) -> None:
@@ -119,8 +112,8 @@ def check_child(model: str) -> None:
 
 def checkpoint_facts(stage_dir: Path, count: int) -> tuple[bool, str]:
     """Whether the stage's last checkpoint holds exactly the `count` trained parameters, and its size."""
-    last = max((stage_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    held = sum(math.prod(shape) for shape, _ in stored(last)[""].values())
+    last = checkpoints(stage_dir)[-1]
+    held = held_parameters(last)
     text = f"{last.name}: {held:,} parameters ({count:,} trained), {folder_bytes(last) / 2**20:.0f} MiB"
     return held == count, text
 
@@ -167,7 +160,7 @@ def main() -> None:
             one, killed = work / "one", work / "killed"
 
             log("1. the recipe in one process")
-            rows.append(("the recipe, one process", run(["bash", RUN_SH, wan, videos, one], env)))
+            rows.append(("the recipe, one process", standin.measure(["bash", RUN_SH, wan, videos, one], env)))
             record = json.loads((one / "recipe.json").read_text())
             stages = ", ".join(f"{name} {stage['seconds']} s" for name, stage in record["stages"].items())
             init = stored(one / "init" / "model")
@@ -183,8 +176,8 @@ def main() -> None:
             slim(one, keep=("init", "latents"))  # each stage's export is a whole model folder (6.5 GB at 1.3B): spare the disk
 
             log("2. the recipe killed during To2V, then run again")
-            rows.append(("the recipe, SIGKILL during To2V", run(["bash", RUN_SH, wan, videos, killed], env, killed / "to2v", size["every"] + 1)))
-            rows.append(("the same command again (resumes)", run(["bash", RUN_SH, wan, videos, killed], env)))
+            rows.append(("the recipe, SIGKILL during To2V", run_and_kill(["bash", RUN_SH, wan, videos, killed], env, killed / "to2v", size["every"] + 1)))
+            rows.append(("the same command again (resumes)", standin.measure(["bash", RUN_SH, wan, videos, killed], env)))
             fell = rows[-2][1]
             for stage in ("to2v", "planner"):
                 a, b = losses(one / stage), losses(killed / stage)
@@ -198,16 +191,16 @@ def main() -> None:
             two = dict(env, ACCELERATE_USE_CPU="true", OMP_NUM_THREADS="1")
 
             def to2v(out: Path) -> list:
-                return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", 2, "--master_port", 29571,
-                        ROOT / "training" / "train_to2v.py", "--config", RUN_SH.parent / "to2v.yaml", "--latents_dir", one / "latents",
-                        "--model", one / "init" / "model", "--output_dir", out, "--resume_from_checkpoint", "latest",
-                        *env["TRAIN_ARGS"].split()]
+                return [str(part) for part in [
+                    sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", 2, "--master_port", 29571,
+                    ROOT / "training" / "train_to2v.py", "--config", RUN_SH.parent / "to2v.yaml", "--latents_dir", one / "latents",
+                    "--model", one / "init" / "model", "--output_dir", out, "--resume_from_checkpoint", "latest", *env["TRAIN_ARGS"].split()]]
 
-            rows.append(("To2V, two processes", run(to2v(work / "two"), two)))
-            states = sorted(p.name for p in max((work / "two").glob("checkpoints/checkpoint-*")).glob("random_states_*"))
+            rows.append(("To2V, two processes", standin.measure(to2v(work / "two"), two)))
+            states = sorted(p.name for p in checkpoints(work / "two")[-1].glob("random_states_*"))
             slim(work / "two", keep=())
-            rows.append(("To2V, two processes, SIGKILL", run(to2v(work / "two_killed"), two, work / "two_killed", size["every"] + 1)))
-            rows.append(("the same command again (resumes)", run(to2v(work / "two_killed"), two)))
+            rows.append(("To2V, two processes, SIGKILL", run_and_kill(to2v(work / "two_killed"), two, work / "two_killed", size["every"] + 1)))
+            rows.append(("the same command again (resumes)", standin.measure(to2v(work / "two_killed"), two)))
             fell = rows[-2][1]
             checks.append(("the two-process kill fell between a checkpoint and the end", 0 < fell["saved"] < fell["logged"] < size["steps"],
                            f"{fell['logged']} steps logged, checkpoint-{fell['saved']} the last saved"))

@@ -139,6 +139,11 @@ def stored(folder: Path) -> dict[str, dict[str, tuple[tuple, int]]]:
     return found
 
 
+def held_parameters(checkpoint: Path) -> int:
+    """The parameters a training checkpoint holds (its model.safetensors), from the headers."""
+    return sum(math.prod(shape) for shape, _ in stored(checkpoint)[""].values())
+
+
 def trained(weights: dict, mode: str) -> tuple[int, int, int]:
     """The parameters a row trains, as `set_trainable` (or the planner stage) picks them: (count, how many of them the folder
     stores, their bytes there); LoRA's adapters are new: rank x (inputs + outputs) of every targeted linear layer."""
@@ -210,7 +215,7 @@ class Recipe:
                               "--checkpointing_steps", steps, "--skip_validation", *options, *more]
                              for where, (latents, more, _) in zip((out, second), sizes)])
         checkpoint = out / "checkpoints" / f"checkpoint-{steps}"
-        saved = sum(math.prod(shape) for shape, _ in stored(checkpoint)[""].values())
+        saved = held_parameters(checkpoint)
         if saved != count:
             raise SystemExit(f"error: {name}'s checkpoint holds {saved:,} trained parameters, this script counted {count:,}: "
                              "`trained` no longer follows set_trainable.")

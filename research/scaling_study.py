@@ -83,6 +83,12 @@ def seconds_per_step(metrics: Path) -> tuple[int, float | None]:
     return (rows[-1]["step"] if rows else 0), (gaps[len(gaps) // 2] if len(gaps) >= 100 else None)
 
 
+def loss_before(metrics: Path, step: int) -> float:
+    """The mean loss of the 200 steps up to `step` (the table's "loss (last 200)"), from a run's metrics.jsonl."""
+    losses = [json.loads(line)["loss"] for line in metrics.read_text().splitlines() if line.strip()][:step][-200:]
+    return sum(losses) / len(losses)
+
+
 def train(args):
     out = Path(args.out)
     run_dir = out / args.name
@@ -120,8 +126,7 @@ def train(args):
             run(*LAUNCH, ROOT / "training" / "train_to2v.py", "--config", RECIPE / "to2v.yaml", "--latents_dir", out / f"latents{args.vae}",
                 "--model", init, "--output_dir", model, "--max_train_steps", step,
                 "--resume_from_checkpoint", to2v / "checkpoints" / f"checkpoint-{step}")
-        losses = [json.loads(line)["loss"] for line in (to2v / "metrics.jsonl").read_text().splitlines() if line.strip()][:step]
-        summary["marks"][str(minutes)] = {"step": step, "loss": sum(losses[-200:]) / len(losses[-200:])}
+        summary["marks"][str(minutes)] = {"step": step, "loss": loss_before(to2v / "metrics.jsonl", step)}
     (run_dir / "train.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
 
@@ -131,7 +136,6 @@ def adopt(args):
     recipe, run_dir = Path(args.recipe).resolve(), Path(args.out) / args.name
     metrics = recipe / "to2v" / "metrics.jsonl"
     _, median = seconds_per_step(metrics)
-    losses = [json.loads(line)["loss"] for line in metrics.read_text().splitlines() if line.strip()]
     denoiser = json.loads((recipe / "init" / "model" / "transformer" / "config.json").read_text())
     vae = json.loads((recipe / "init" / "model" / "vae" / "config.json").read_text())
     summary = {"width": denoiser["num_attention_heads"] * denoiser["attention_head_dim"], "layers": denoiser["num_layers"],
@@ -144,8 +148,7 @@ def adopt(args):
         mark.mkdir(parents=True, exist_ok=True)
         if not (mark / "model").exists():
             (mark / "model").symlink_to(Path(model).resolve())
-        window = losses[: int(step)][-200:]
-        summary["marks"][str(minutes)] = {"step": int(step), "loss": sum(window) / len(window)}
+        summary["marks"][str(minutes)] = {"step": int(step), "loss": loss_before(metrics, int(step))}
     (run_dir / "train.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
 
