@@ -45,6 +45,7 @@ from ..models.denoiser import TEXT_CONTEXT_LENGTH
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 IMAGE_VALUE = "attn2.add_v_proj"  # the image branch's value projection in every block
+SEED = 0  # of the weights the converter adds
 
 
 def _check_source(wan: str) -> None:
@@ -83,13 +84,13 @@ def _reshaped(base: WanTransformer3DModel, torch_dtype: torch.dtype, copy: bool,
     return model
 
 
-def _token_parts(stock: WanTransformer3DModel, z_dim: int, token_grid, token_dim: int, codec_dim: int, torch_dtype, seed: int = 0) -> dict:
+def _token_parts(stock: WanTransformer3DModel, z_dim: int, token_grid, token_dim: int, codec_dim: int, torch_dtype) -> dict:
     """What the converter adds to the base's DiT: the denoiser with a token branch (sharing the base's tensors),
     the planner (a copy of the base but for its input and output layers), a new video tokenizer and codec. The new
-    weights are drawn from `seed` alone, so converting the same base twice gives the same folder."""
+    weights are drawn from `SEED` alone, so converting the same base twice gives the same folder."""
     width_dim = stock.config.num_attention_heads * stock.config.attention_head_dim
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(SEED)
         planner = _reshaped(stock, torch_dtype, copy=True, patch_size=(1, 1, 1), in_channels=codec_dim, out_channels=codec_dim)
         transformer = _reshaped(stock, torch_dtype, copy=False, image_dim=token_dim, added_kv_proj_dim=width_dim)
         video_tokenizer = VideoTokenizer(in_channels=z_dim, grid=tuple(token_grid), token_dim=token_dim).to(torch_dtype)
