@@ -18,7 +18,8 @@ one within the minutes is exported. The run is stopped at the last mark.
 `score` fits the token codec to each exported denoiser and renders the 20 validation prompts
 (held-out color-shape pairs, `--prompt-seed 1`, 30 s, FIFO) from the true videos' tokens through the
 codec: what the denoiser draws given what a perfect planner would hand it, so runs compare on the
-denoiser alone, without a planner trained for each. Results go to OUT/NAME/scores.json.
+denoiser alone, without a planner trained for each. Results go to OUT/NAME/scores.json. A mark whose
+videos were all made (their metadata.jsonl is written last) is scored again without making them again.
 
 `adopt` takes To2V models that a recipe run exported at given steps (e.g. the end of each part of
 `run.sh --profile full`) as marks of a run, with that run's own latents and seconds per step, so that
@@ -154,9 +155,8 @@ def adopt(args):
 
 
 def score(args):
-    from t2v import T2VPipeline
     from t2v.shapes.bench import evaluate_folder
-    from t2v.shapes.evaluate import METRICS, generate, held_out_prompts, through_codec, true_tokens
+    from t2v.shapes.evaluate import METRICS, held_out_prompts
 
     out = Path(args.out)
     run_dir = out / args.name
@@ -169,22 +169,39 @@ def score(args):
             latents = train_json.get("latents") or out / f"latents{train_json['vae']}"
             run(sys.executable, ROOT / "training" / "fit_codec.py", "--latents_dir", latents,
                 "--model", mark / "to2v" / "model", "--output_dir", mark / "codec")
-        pipe = T2VPipeline.from_pretrained(mark / "codec" / "model")
-        pipe.set_progress_bar_config(disable=True)
-        num_frames = pipe.num_frames_for(None, args.seconds, float(pipe.config.fps))
-        folder, lines, plan = mark / "true_codec", [], pipe.plan
-        folder.mkdir(exist_ok=True)
-        for p, prompt in enumerate(prompts):
-            tokens = through_codec(pipe, true_tokens(pipe, prompt, num_frames, 0))
-            pipe.plan = lambda *_, _tokens=tokens, **__: _tokens
-            generate(pipe, prompt, args.seconds, 0, "fifo", folder / f"{p:02d}.mp4")
-            pipe.plan = plan
-            lines.append(json.dumps({"file_name": f"{p:02d}.mp4", "text": prompt, "seed": 0}))
-        (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+        folder = mark / "true_codec"
+        if rendered(folder) != prompts:  # written last, so a mark rendered to the end is only scored again
+            render_mark(mark / "codec" / "model", prompts, args.seconds, folder)
         summary = evaluate_folder(folder).summary
         scores[minutes] = {**train_json["marks"][minutes], **{m: getattr(summary, m) for m in METRICS}}
         print(minutes, json.dumps(scores[minutes]), flush=True)
     (run_dir / "scores.json").write_text(json.dumps({**train_json, "scores": scores}, indent=2) + "\n")
+
+
+def rendered(folder: Path) -> list[str] | None:
+    """The prompts of a mark's videos, if its metadata.jsonl was written (after the last video)."""
+    from t2v.shapes.bench import read_metadata
+
+    return [entry["text"] for entry in read_metadata(folder)] if (folder / "metadata.jsonl").is_file() else None
+
+
+def render_mark(model: Path, prompts: list[str], seconds: float, folder: Path):
+    """Each prompt's video, seed 0, FIFO, from the true video's tokens through the fitted codec."""
+    from t2v import T2VPipeline
+    from t2v.shapes.evaluate import generate, through_codec, true_tokens
+
+    pipe = T2VPipeline.from_pretrained(model)
+    pipe.set_progress_bar_config(disable=True)
+    num_frames = pipe.num_frames_for(None, seconds, float(pipe.config.fps))
+    lines, plan = [], pipe.plan
+    folder.mkdir(exist_ok=True)
+    for p, prompt in enumerate(prompts):
+        tokens = through_codec(pipe, true_tokens(pipe, prompt, num_frames, 0))
+        pipe.plan = lambda *_, _tokens=tokens, **__: _tokens
+        generate(pipe, prompt, seconds, 0, "fifo", folder / f"{p:02d}.mp4")
+        pipe.plan = plan
+        lines.append(json.dumps({"file_name": f"{p:02d}.mp4", "text": prompt, "seed": 0}))
+    (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n")
 
 
 def denoiser_parameters(model: Path) -> int:

@@ -101,15 +101,19 @@ def test_scaling_study_table_reads_every_scored_run(tmp_path):
 
 
 def test_scaling_estimate_recovers_a_power_law(tmp_path):
-    """research/scaling_estimate.py: scores that follow shortfall = 2 * minutes^-0.5 give b = 0.5 and the goal's hours."""
+    """research/scaling_estimate.py: scores that follow shortfall = 2 * steps^-0.5 give b = 0.5 and the goal's hours."""
     names = ("color_accuracy", "shape_accuracy", "motion_accuracy", "identity_consistency")
-    scores = {str(m): {**{n: 1 - 2 * m ** -0.5 for n in names}, "jumps_per_minute": 400 * m ** -1.0} for m in (16, 64)}
+    scores = {str(m): {"step": s, **{n: 1 - 2 * s ** -0.5 for n in names}, "jumps_per_minute": 400 * s ** -1.0}
+              for m, s in ((5, 16), (20, 64))}  # keyed by minutes, as scaling_study.py writes them; the fit reads the steps
     (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "scores.json").write_text(json.dumps({"scores": scores}))
-    result = subprocess.run([sys.executable, str(ROOT / "research" / "scaling_estimate.py"), str(tmp_path / "run"), "--times", "4"],
-                            capture_output=True, text=True, timeout=60)
+    (tmp_path / "run" / "scores.json").write_text(json.dumps({"seconds_per_step": 36.0, "scores": scores}))
+    command = [sys.executable, str(ROOT / "research" / "scaling_estimate.py"), str(tmp_path / "run"), "--times", "4"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in result.stdout.splitlines() if line.startswith("| ")}
-    # shape: 1 - 2 * 256^-0.5 = 0.875 at 4x the largest minutes; the goal 0.9 at (2 / 0.1)^2 = 400 minutes
-    assert rows["shape_accuracy"][2] == "0.500" and rows["shape_accuracy"][4] == "0.875" and rows["shape_accuracy"][6] == "6.7 |"
+    # shape: 1 - 2 * 256^-0.5 = 0.875 at 4x the largest steps; the goal 0.9 at (2 / 0.1)^2 = 400 steps of 36 s = 4.0 h
+    assert rows["shape_accuracy"][2] == "0.500" and rows["shape_accuracy"][4] == "0.875" and rows["shape_accuracy"][6] == "4.0 |"
     assert rows["jumps_per_minute"][4] == "1.562"  # 400 / 256
+    (tmp_path / "kept.json").write_text(json.dumps({"scores": scores}))  # a kept table without its speed: hours need one
+    result = subprocess.run(command[:2] + [str(tmp_path / "kept.json")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--seconds-per-step" in result.stderr
