@@ -195,6 +195,7 @@ def render_mark(model: Path, prompts: list[str], seconds: float, folder: Path):
     num_frames = pipe.num_frames_for(None, seconds, float(pipe.config.fps))
     lines, plan = [], pipe.plan
     folder.mkdir(exist_ok=True)
+    (folder / "metadata.jsonl").unlink(missing_ok=True)  # until every video is made again
     for p, prompt in enumerate(prompts):
         tokens = through_codec(pipe, true_tokens(pipe, prompt, num_frames, 0))
         pipe.plan = lambda *_, _tokens=tokens, **__: _tokens
