@@ -42,7 +42,7 @@ import wan_standin as standin
 from wan_training_memory import folder_bytes, held_parameters, same_dtypes, stored, trained
 
 from t2v.benchmark_utils import ROOT, describe_run
-from t2v.training.loop import checkpoints
+from t2v.training.loop import checkpoint_step, checkpoints
 
 RUN_SH = ROOT / "training" / "recipes" / "wan" / "run.sh"
 FULL = dict(height=64, width=112, fps=16, clip_frames=17, videos=4, seconds=11, steps=4, every=2)
@@ -81,7 +81,7 @@ def run_and_kill(command: list, env: dict, folder: Path, at: int) -> dict:
     has `at` lines (a machine that dies): its wall seconds, the steps logged and the last complete checkpoint, the one
     a resume starts from. (The runs that finish are `wan_standin.measure`'s.)"""
     start = time.perf_counter()
-    process = subprocess.Popen([str(c) for c in command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, env=env,
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, env=env,
                                start_new_session=True)
     while process.poll() is None and len(losses(folder)) < at:
         time.sleep(0.05)
@@ -93,7 +93,7 @@ def run_and_kill(command: list, env: dict, folder: Path, at: int) -> dict:
     process.wait()
     saved = checkpoints(folder)
     return dict(seconds=time.perf_counter() - start, peak=None, logged=len(losses(folder)),
-                saved=int(saved[-1].name.split("-")[1]) if saved else 0)
+                saved=checkpoint_step(saved[-1]) if saved else 0)
 
 
 def check_child(model: str) -> None:

@@ -52,10 +52,10 @@ def main():
     per_step = args.seconds_per_step or (min(speeds) if speeds else None)
     if per_step is None:
         parser.error("no run records its seconds_per_step; give --seconds-per-step to turn steps into hours")
-    hours = lambda steps: f"{steps * per_step / 3600:.1f} h"  # noqa: E731
+    hours = lambda steps: steps * per_step / 3600  # noqa: E731
     largest = max(step for step, _ in rows)
     print(f"{len(rows)} scored marks from {min(s for s, _ in rows):.0f} to {largest:.0f} steps; hours at {per_step:.3f} s a step")
-    header = ["measure", "a", "b", f"at {largest:.0f} steps (fit)"] + [f"x{t:g} ({hours(t * largest)})" for t in args.times]
+    header = ["measure", "a", "b", f"at {largest:.0f} steps (fit)"] + [f"x{t:g} ({hours(t * largest):.1f} h)" for t in args.times]
     print("| " + " | ".join(header + ["goal", "hours to the goal"]) + " |")
     print("|" + " --- |" * (len(header) + 2))
     for name, goal, higher in MEASURES:
@@ -66,8 +66,7 @@ def main():
         shortfall = (1 - goal) if higher else goal
         to_goal = (a / shortfall) ** (1 / b) if b > 0 else math.inf
         cells = [name, f"{a:.3g}", f"{b:.3f}", f"{value(largest):.3f}"] + [f"{value(t * largest):.3f}" for t in args.times]
-        goal_hours = to_goal * per_step / 3600
-        cells += [f"{goal:g}", "no gain with steps" if to_goal == math.inf else "over 10^4" if goal_hours > 1e4 else f"{goal_hours:.1f}"]
+        cells += [f"{goal:g}", "no gain with steps" if to_goal == math.inf else "over 10^4" if hours(to_goal) > 1e4 else f"{hours(to_goal):.1f}"]
         print("| " + " | ".join(cells) + " |")
 
 

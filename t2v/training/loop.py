@@ -129,13 +129,18 @@ class Stage:
     export_name: str = "model"
 
 
+def checkpoint_step(path: Path) -> int:
+    """The optimizer step a checkpoint folder (checkpoint-STEP) was saved at."""
+    return int(path.name[len(CHECKPOINT_PREFIX) :])
+
+
 def checkpoints(output_dir: Path) -> list[Path]:
     """Complete checkpoints, oldest first."""
     found = []
     for path in (output_dir / "checkpoints").glob(f"{CHECKPOINT_PREFIX}*"):
         if path.name[len(CHECKPOINT_PREFIX) :].isdigit() and (path / STATE_FILE).is_file():
             found.append(path)
-    return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX) :]))
+    return sorted(found, key=checkpoint_step)
 
 
 def make_optimizer(params: list, args) -> torch.optim.Optimizer:
