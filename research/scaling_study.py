@@ -6,7 +6,7 @@
     python research/scaling_study.py score --out runs/study --name 8x-w64
     python research/scaling_study.py table --out runs/study                    # every scored run, one markdown table
     python research/scaling_study.py adopt --out runs/study --name full --recipe runs/full \
-        --model 16000=runs/full/to2v_parts/1 32000=runs/full/to2v_parts/2 48000=runs/full/to2v_parts/3
+        --model 16000=runs/full/to2v_parts/1 32000=runs/full/to2v_parts/2
 
 Every run trains the To2V stage of the Shapes recipe (`training/recipes/shapes/to2v.yaml`: text
 encoder, video tokenizer and denoiser from scratch, constant rate after warm-up) on the cached
