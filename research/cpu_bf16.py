@@ -7,7 +7,7 @@ so `--mixed_precision bf16` might shorten the Shapes recipe's longest stage. Thi
 backward + AdamW of the denoiser that `python -m t2v.shapes.model --width 192 --vae-compression 4
 --patch 4` builds (3.05 M parameters, 4x4 patches) on random windows of its training shape (batch
 16, 5 latent frames of 16x16, one timestep per latent frame, 8 tokens per frame through
-`FrameTokenAttnProcessor`), once in float32 and once under `torch.autocast("cpu", torch.bfloat16)`,
+`FrameTokenAttnProcessor`; `research/denoiser_width.py`'s step), once in float32 and once under `torch.autocast("cpu", torch.bfloat16)`,
 a copy of the model each, interleaved over `--rounds` in one process. Prints bfloat16's seconds per
 step relative to float32's.
 """
@@ -16,31 +16,11 @@ import argparse
 import copy
 
 import torch
+from denoiser_width import TOKENS_PER_FRAME, step_fn
 
 from t2v.benchmark_utils import describe_run, timed_interleaved
-from t2v.models.denoiser import expand_frame_timesteps, set_frame_token_attention
-from t2v.shapes.model import LATENT_CHANNELS, TEXT_CONTEXT, TEXT_DIM, TOKEN_DIM, build_default_pipeline
-
-TOKENS_PER_FRAME = 8
-
-
-def step_fn(model, batch: int, bf16: bool):
-    frames, size = 5, 16
-    latents = torch.randn(batch, LATENT_CHANNELS, frames, size, size)
-    timesteps = expand_frame_timesteps(torch.rand(batch, frames) * 1000, latents.shape, model.config.patch_size)
-    text = torch.randn(batch, TEXT_CONTEXT, TEXT_DIM)
-    tokens = torch.randn(batch, frames * TOKENS_PER_FRAME, TOKEN_DIM)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-
-    def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = model(latents, timesteps, text, encoder_hidden_states_image=tokens, return_dict=False)[0]
-        loss = (out.float() - latents).pow(2).mean()
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    return step
+from t2v.models.denoiser import set_frame_token_attention
+from t2v.shapes.model import TEXT_CONTEXT, build_default_pipeline
 
 
 def main():
@@ -55,7 +35,7 @@ def main():
     steps = {}
     for name, bf16 in (("float32", False), ("bfloat16 autocast", True)):
         torch.manual_seed(1)  # the same random windows for both copies
-        steps[name] = step_fn(copy.deepcopy(model), args.batch, bf16)
+        steps[name] = step_fn(copy.deepcopy(model), args.batch, size=16, bf16=bf16)
     best = timed_interleaved(steps, args.rounds, args.steps)
     print(f"\nparameters: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M")
     print("| precision | s / step, relative to float32 |\n| --- | --- |")

@@ -41,18 +41,20 @@ def build(heads, head_dim, ffn, layers):
     return model
 
 
-def step_fn(model, batch, size=8, **adamw):
-    """One training step of `model` on fixed random windows of size×size latent frames (`adamw`: options of torch.optim.AdamW)."""
+def step_fn(model, batch, size=8, bf16=False, **adamw):
+    """One training step of `model` on fixed random windows of size×size latent frames, under bfloat16 autocast if
+    `bf16` (`adamw`: options of torch.optim.AdamW)."""
     frames = 5
     latents = torch.randn(batch, LATENT_CHANNELS, frames, size, size)
-    timesteps = expand_frame_timesteps(torch.rand(batch, frames) * 1000, latents.shape, (1, 2, 2))
+    timesteps = expand_frame_timesteps(torch.rand(batch, frames) * 1000, latents.shape, model.config.patch_size)
     text = torch.randn(batch, TEXT_CONTEXT, TEXT_DIM)
     tokens = torch.randn(batch, frames * TOKENS_PER_FRAME, TOKEN_DIM)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, **adamw)
 
     def step():
-        out = model(latents, timesteps, text, encoder_hidden_states_image=tokens, return_dict=False)[0]
-        loss = (out - latents).pow(2).mean()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = model(latents, timesteps, text, encoder_hidden_states_image=tokens, return_dict=False)[0]
+        loss = (out.float() - latents).pow(2).mean()
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
