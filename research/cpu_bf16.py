@@ -7,9 +7,9 @@ so `--mixed_precision bf16` might shorten the Shapes recipe's longest stage. Thi
 backward + AdamW of the denoiser that `python -m t2v.shapes.model --width 192 --vae-compression 4
 --patch 4` builds (3.05 M parameters, 4x4 patches) on random windows of its training shape (batch
 16, 5 latent frames of 16x16, one timestep per latent frame, 8 tokens per frame through
-`FrameTokenAttnProcessor`; `research/denoiser_width.py`'s step), once in float32 and once under `torch.autocast("cpu", torch.bfloat16)`,
-a copy of the model each, interleaved over `--rounds` in one process. Prints bfloat16's seconds per
-step relative to float32's.
+`FrameTokenAttnProcessor`; `research/denoiser_width.py`'s step), once in float32 and once under
+`torch.autocast("cpu", torch.bfloat16)`, a copy of the model each, interleaved over `--rounds` in
+one process. Prints bfloat16's seconds per step relative to float32's.
 """
 
 import argparse
