@@ -174,11 +174,12 @@ def test_text_encoder_save_load(tmp_path):
     assert enc(ids).last_hidden_state.shape == (1, 4, 32)
 
 
-def test_vae_compresses_4x_in_time_8x_in_space(pipe):
+def test_vae_compresses_4x_in_time_and_by_its_factor_in_space(pipe):
     vae = pipe.vae
     video = torch.rand(1, 3, 17, 64, 64) * 2 - 1
     latents = vae.encode(video).latent_dist.mode()
-    assert latents.shape == (1, vae.config.z_dim, 5, 8, 8)
+    side = 64 // vae.config.scale_factor_spatial
+    assert latents.shape == (1, vae.config.z_dim, 5, side, side)
     assert vae.decode(latents).sample.shape == video.shape
 
 

@@ -140,19 +140,20 @@ def test_a_cap_on_windows_per_call_gives_the_same_video(pipe, monkeypatch):
 def test_frame_tokens_equal_shared_tokens_when_all_frames_share_a_clip(pipe, text_length):
     attn = pipe.transformer.blocks[0].attn2
     processor = FrameTokenAttnProcessor(8, text_length)
-    hidden = torch.randn(2, 3 * 16, attn.inner_dim if hasattr(attn, "inner_dim") else 64)
-    text = torch.randn(2, text_length, 64)
-    tokens = torch.randn(2, 8, 64)
+    dim = attn.to_q.in_features  # the model's width: text and tokens reach attn2 already projected to it
+    hidden = torch.randn(2, 3 * 16, dim)
+    text = torch.randn(2, text_length, dim)
+    tokens = torch.randn(2, 8, dim)
     with torch.no_grad():
         shared = processor(attn, hidden, torch.cat([tokens, text], 1))
         per_frame = processor(attn, hidden, torch.cat([tokens.repeat(1, 3, 1), text], 1))
         torch.testing.assert_close(per_frame, shared, rtol=1e-5, atol=1e-6)
         # frame 2 alone gets other tokens: only its 16 queries change
-        other = processor(attn, hidden, torch.cat([tokens, tokens, torch.randn(2, 8, 64), text], 1))
+        other = processor(attn, hidden, torch.cat([tokens, tokens, torch.randn(2, 8, dim), text], 1))
     torch.testing.assert_close(other[:, :32], shared[:, :32], rtol=1e-5, atol=1e-6)
     assert not torch.allclose(other[:, 32:], shared[:, 32:])
     with pytest.raises(ValueError, match="8 per latent frame"):
-        processor(attn, hidden, torch.cat([torch.randn(2, 20, 64), text], 1))
+        processor(attn, hidden, torch.cat([torch.randn(2, 20, dim), text], 1))
     if text_length != TEXT_CONTEXT_LENGTH:  # text alone (no tokens) works with a short context too
         with torch.no_grad():
             assert processor(attn, hidden, text).shape == hidden.shape
@@ -170,7 +171,7 @@ def test_each_clips_tokens_once_equal_tokens_per_frame(pipe):
     clip_tokens = torch.randn(2, 2, k, dim, generator=torch.Generator().manual_seed(2))  # 2 windows, 2 clips each
     clips = torch.tensor([[0, 0, 0, 1, 1], [0, 1, 1, 1, 1]])
     per_frame = clip_tokens[torch.arange(2)[:, None], clips].flatten(1, 2)  # (2, F·K)
-    timestep = torch.full((4, frames * 16), 500)
+    timestep = torch.full((4, frames * (8 // model.config.patch_size[1]) * (8 // model.config.patch_size[2])), 500)  # one per token
     with torch.no_grad():
         expected = model(latents, timestep, text, encoder_hidden_states_image=per_frame.repeat(2, 1, 1), return_dict=False)[0]
         with frame_clips(model, clips):  # two windows, the batch doubled as guidance doubles it

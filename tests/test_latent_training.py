@@ -53,7 +53,8 @@ def test_cache_holds_one_causal_latent_video_per_file(pipe, cache):
     assert videos.texts == [text for _, text, _ in rows]
     assert videos.storyboards == [storyboard for _, _, storyboard in rows] and any(videos.storyboards)
     for latents, frames in zip(videos.latents, videos.num_frames):
-        assert latents.shape == (8, 1 + (frames - 1) // 4, 8, 8)  # the VAE leaves out a last partial group of 4
+        side = 64 // pipe.vae.config.scale_factor_spatial
+        assert latents.shape == (pipe.vae.config.z_dim, 1 + (frames - 1) // 4, side, side)  # the VAE leaves out a last partial group of 4
     # causal: the first clip's latents are those of its 17 frames encoded alone
     dataset = VideoFolderDataset(cache / "data", fps=8, height=64, width=64, num_frames=17)
     first = dataset._sample(dataset.videos[0], dataset.videos[0].frames, 0.0)["video"][None]
@@ -197,8 +198,8 @@ def test_crops_hold_the_object_and_bad_sizes_are_refused(tmp_path, capsys):
     assert (crops[0] > 0).sum() == (video[0] > 0).sum() and (crops[1] > 0).sum() == (video[1] > 0).sum()
     assert (crops[2] == -1).all()  # no object: a random window of the background
     with pytest.raises(SystemExit):
-        vae.main(["--model", str(default_model_path()), "--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "o"), "--crop", "20"])
-    assert "--crop must be a multiple of the VAE's 8x downscaling" in capsys.readouterr().err
+        vae.main(["--model", str(default_model_path()), "--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "o"), "--crop", "18"])
+    assert "--crop must be a multiple of the VAE's" in capsys.readouterr().err  # 18: a multiple of neither 4 nor 8
 
 
 def test_stages_train_from_the_cache_and_the_recipe_records_them(cache, tmp_path):

@@ -19,6 +19,12 @@ def seeded(seed=0):
     return torch.Generator().manual_seed(seed)
 
 
+def latent_shape(pipe, frames):
+    """The shape of `frames` latent frames of one 64x64 video: (1, channels, frames, height, width)."""
+    side = 64 // pipe.vae_scale_factor_spatial
+    return (1, pipe.vae.config.z_dim, frames, side, side)
+
+
 @pytest.mark.parametrize("output_type", ["np", "pt", "pil", "latent"])
 def test_each_output_type(pipe, fast, output_type):
     out = pipe(PROMPT, num_frames=20, output_type=output_type, generator=seeded(), **fast)
@@ -32,7 +38,7 @@ def test_each_output_type(pipe, fast, output_type):
         assert len(out.frames) == 1 and len(out.frames[0]) == 20
         assert isinstance(out.frames[0][0], PIL.Image.Image) and out.frames[0][0].size == (64, 64)
     else:
-        assert out.frames.shape == (1, 8, 6, 8, 8)  # 1 + ceil(19 / 4) latent frames of one causal video
+        assert out.frames.shape == latent_shape(pipe, 6)  # 1 + ceil(19 / 4) latent frames of one causal video
 
 
 def test_seconds_fps_and_size(pipe, fast):
@@ -110,14 +116,14 @@ def test_prompt_changes_the_plan(pipe, fast):
 
 
 def test_given_latents_are_used(pipe, fast):
-    latents = torch.randn(1, 8, 9, 8, 8, generator=seeded(9))
+    latents = torch.randn(latent_shape(pipe, 9), generator=seeded(9))
     a = pipe(PROMPT, num_frames=33, latents=latents, generator=seeded(1), output_type="latent", **fast)
     b = pipe(PROMPT, num_frames=33, latents=latents.clone(), generator=seeded(1), output_type="latent", **fast)
     c = pipe(PROMPT, num_frames=33, latents=latents + 1, generator=seeded(1), output_type="latent", **fast)
     assert torch.equal(a.frames, b.frames)
     assert not torch.equal(a.frames, c.frames)
     with pytest.raises(ValueError, match="latents must have shape"):
-        pipe(PROMPT, num_frames=33, latents=torch.randn(1, 8, 5, 8, 8), **fast)
+        pipe(PROMPT, num_frames=33, latents=torch.randn(latent_shape(pipe, 5)), **fast)
 
 
 def test_callback_on_step_end_sees_every_step(pipe, fast):
@@ -131,7 +137,7 @@ def test_callback_on_step_end_sees_every_step(pipe, fast):
     # 6 latent frames, 2 steps: two steps of the first 5-frame window, then FIFO iterations t = 5 and 6
     assert [s for s, _, _ in seen] == [0, 1, 2, 3]
     assert seen[0][1] > seen[1][1]  # timesteps fall within the first window
-    assert [shape for _, _, shape in seen] == [(1, 8, 5, 8, 8)] * 2 + [(1, 8, 1, 8, 8)] * 2  # then the queue: frame 5
+    assert [shape for _, _, shape in seen] == [latent_shape(pipe, 5)] * 2 + [latent_shape(pipe, 1)] * 2  # then the queue: frame 5
 
 
 def test_save_load_gives_the_same_video(pipe, fast, tmp_path):
