@@ -210,14 +210,15 @@ def test_stages_train_from_the_cache_and_the_recipe_records_them(cache, tmp_path
     codec_dir = codec.main(["--latents_dir", str(cache / "cache"), "--model", str(to2v_dir), "--output_dir", str(out / "codec")])
     planner.main(["--latents_dir", str(cache / "cache"), "--model", str(codec_dir), "--output_dir", str(out / "planner"),
                   "--max_clips", "3", *COMMON])
-    (out / "to2v.seconds").write_text("12")
+    (out / "to2v.seconds").write_text("18000")  # five hours, as the full profile takes
     recipe.main(["--out", str(out), "--command", "bash training/recipes/shapes/run.sh"])
     record = json.loads((out / "recipe.json").read_text())
-    assert record["stages"]["to2v"]["seconds"] == 12 and record["stages"]["planner"]["final_loss"] > 0
+    assert record["stages"]["to2v"]["seconds"] == 18000 and record["stages"]["planner"]["final_loss"] > 0
     assert list(record["stages"]) == ["to2v", "codec", "planner"]  # the stages this run has, in order
     assert record["commit"]
     pipe = T2VPipeline.from_pretrained(out / "model")
     assert "bash training/recipes/shapes/run.sh" in pipe.config.trained_on and record["commit"] in pipe.config.trained_on
+    assert "5.0 hours of training" in pipe.config.trained_on  # `t2v info` prints this line
     frames = pipe("a red circle stays still", num_frames=5, num_inference_steps=2, planner_steps=2,
                   generator=torch.Generator().manual_seed(0)).frames
     assert frames.shape == (1, 5, 64, 64, 3)

@@ -28,6 +28,11 @@ def commit() -> str:
     return head + ("+changes" if dirty else "")
 
 
+def duration(seconds: float) -> str:
+    """A stage total as people say it: minutes up to two hours, then hours."""
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} hours"
+
+
 def last_loss(stage_dir: Path, window: int = 50) -> float | None:
     """Mean loss of the last `window` optimizer steps in a stage's metrics.jsonl."""
     path = stage_dir / "metrics.jsonl"
@@ -75,7 +80,7 @@ def main(argv=None):
     metadata = Path(args.data_dir or out / "data" / "train") / "metadata.jsonl"
     videos = sum(1 for line in metadata.read_text().splitlines() if line.strip()) if metadata.is_file() else "?"
     line = (f"{args.data}: {videos} videos; trained by `{args.command}` at commit {record['commit']}, {record['date']}, "
-            f"{total / 60:.0f} min of training")
+            f"{duration(total)} of training")
     pipe = load_base(str(out / args.last_stage / "model"))
     pipe.export(out / "model", line)
     (out / "recipe.json").write_text(json.dumps(record, indent=2) + "\n")
