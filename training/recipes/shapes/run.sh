@@ -14,8 +14,9 @@
 #
 # The YAMLs hold each stage's settings; a profile (profiles/NAME.sh, or any FILE in that form) says the
 # model's size, the data, and how many steps each stage trains, in parts that each fit a working
-# session (a stage stopped in any part resumes there). `quick` is the packaged model's recipe (BENCHMARKS.md,
-# "The Shapes recipe, stage by stage"); `full` trains a larger model on a VAE of 4x compression for 4 to 6 hours.
+# session (a stage stopped in any part resumes there). `full` is the packaged model's recipe (about 6 hours;
+# BENCHMARKS.md, "The Shapes recipe, stage by stage"); `quick` trains the same model with fewer steps in under 90
+# minutes, to reproduce the method.
 # Pass `accelerate launch` options through LAUNCH (e.g. LAUNCH="--num_processes 2") to train on GPUs.
 # `accelerate launch` gives each process one CPU thread unless OMP_NUM_THREADS says otherwise, so the
 # recipe sets it to every core (on 2 cores: To2V 1.45x, the first VAE stage 1.36x faster than on one
