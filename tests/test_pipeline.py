@@ -306,7 +306,7 @@ def test_offloading_gives_the_same_video(fast, offload):
               if isinstance(component, torch.nn.Module) and any(hasattr(m, "_hf_hook") or hasattr(m, "_diffusers_hook") for m in component.modules())}
     assert {"text_encoder", "planner", "transformer"} <= hooked and not hooked & {"vae", "token_codec", "video_tokenizer"}
     got = pipe(PROMPT, num_frames=9, generator=seeded(0), **fast)
-    np.testing.assert_allclose(got.frames, expected.frames, atol=1e-5)
+    np.testing.assert_allclose(got.frames, expected.frames, atol=1e-4)  # float noise; one 8-bit level is 4e-3
     torch.testing.assert_close(got.tokens, expected.tokens)
 
 
