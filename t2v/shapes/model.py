@@ -1,9 +1,11 @@
-"""The default model: a tiny configuration of every component at 64×64, 8 fps, clips of 17 frames.
+"""The default model: a small configuration of every component at 64×64, 8 fps, clips of 17 frames.
 
 `build_default_pipeline` makes it from a seed, with random weights, and `python -m
 t2v.shapes.model OUT_DIR` saves it: the Shapes recipe (`training/recipes/shapes/run.sh`) starts
-from that and trains every component; the folder shipped in `t2v/default_model/` is its result, and
-its `trained_on` line says with which command and commit.
+from that and trains every component; the folder shipped in `t2v/default_model/` is its result at
+the recipe's size (`--width 192 --vae-compression 4 --patch 4`), and its `trained_on` line says with
+which command and commit. The defaults here (width 64, the 8× VAE) are a smaller, faster model that
+the tests build.
 """
 
 import torch
