@@ -211,12 +211,16 @@ def test_stages_train_from_the_cache_and_the_recipe_records_them(cache, tmp_path
     planner.main(["--latents_dir", str(cache / "cache"), "--model", str(codec_dir), "--output_dir", str(out / "planner"),
                   "--max_clips", "3", *COMMON])
     (out / "to2v.seconds").write_text("18000")  # five hours, as the full profile takes
-    recipe.main(["--out", str(out), "--command", "bash training/recipes/shapes/run.sh"])
+    trained_shift = T2VPipeline.from_pretrained(out / "planner" / "model").scheduler.config.shift
+    recipe.main(["--out", str(out), "--command", "bash training/recipes/shapes/run.sh", "--sampling_shift", "2.5"])
     record = json.loads((out / "recipe.json").read_text())
+    assert record["sampling_shift"] == 2.5 != trained_shift
+    assert T2VPipeline.from_pretrained(out / "planner" / "model").scheduler.config.shift == trained_shift  # the stage's own is kept
     assert record["stages"]["to2v"]["seconds"] == 18000 and record["stages"]["planner"]["final_loss"] > 0
     assert list(record["stages"]) == ["to2v", "codec", "planner"]  # the stages this run has, in order
     assert record["commit"]
     pipe = T2VPipeline.from_pretrained(out / "model")
+    assert pipe.scheduler.config.shift == 2.5
     assert "bash training/recipes/shapes/run.sh" in pipe.config.trained_on and record["commit"] in pipe.config.trained_on
     assert "5.0 hours of training" in pipe.config.trained_on  # `t2v info` prints this line
     frames = pipe("a red circle stays still", num_frames=5, num_inference_steps=2, planner_steps=2,
@@ -230,3 +234,6 @@ def test_recipe_without_a_stage_model_fails_in_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         recipe.main(["--out", str(tmp_path), "--command", "bash training/recipes/shapes/run.sh"])
     assert "no stage of" in capsys.readouterr().err and not (tmp_path / "recipe.json").exists()
+    with pytest.raises(SystemExit):
+        recipe.main(["--out", str(tmp_path), "--command", "bash training/recipes/shapes/run.sh", "--sampling_shift", "0"])
+    assert "--sampling_shift must be positive" in capsys.readouterr().err and not (tmp_path / "recipe.json").exists()

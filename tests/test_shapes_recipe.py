@@ -15,12 +15,13 @@ ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / "training/recipes/shapes/run.sh"
 
 # The quick profile's form at a reduced size: a narrow denoiser on the 4x VAE, 3 short videos, 1-3 steps a stage, and
-# To2V in two parts (2 steps, then 3) as the full profile splits its long stages.
+# To2V in two parts (2 steps, then 3) as the full profile splits its long stages, and a sampling shift of its own.
 TINY = """
 MODEL_ARGS=(--width 32 --vae-compression 4)
 DATA_ARGS=(--num 3 --seconds 9 --max-seconds 9 --seed 0)
 declare -A STEPS=([vae]=2 [vae_video]=1 [to2v]="2 3" [planner]=1 [refine]=1 [decoder]=1)
 TRAIN_ARGS=(--skip_validation --checkpointing_steps 1 --train_batch_size 2)
+SAMPLING_SHIFT=1.5
 """
 
 
@@ -41,6 +42,8 @@ def test_the_shapes_recipe_runs_every_stage_in_parts_and_resumes_as_done(tmp_pat
     assert (out / "to2v.1.done").exists() and (out / "to2v.2.done").exists()
     pipe = T2VPipeline.from_pretrained(out / "model")
     assert pipe.vae.config.scale_factor_spatial == 4 and pipe.transformer.config.num_attention_heads == 2
+    assert pipe.scheduler.config.shift == 1.5 == record["sampling_shift"]
+    assert T2VPipeline.from_pretrained(out / "decoder" / "model").scheduler.config.shift == 3.0  # the stages train at 3
     assert "t2v data shapes --num 3" in pipe.config.trained_on and "3 videos" in pipe.config.trained_on
     frames = pipe("a red circle stays still", num_frames=9, num_inference_steps=2, planner_steps=2).frames
     assert frames.shape == (1, 9, 64, 64, 3)

@@ -2,7 +2,9 @@
 
 Reads each stage's `metrics.jsonl` and `<stage>.seconds`, writes `OUT/recipe.json` (command, commit,
 date, seconds and last loss per stage) and `OUT/model`, the last stage's model with a `trained_on`
-line that `t2v info` prints: what data, which command, which commit.
+line that `t2v info` prints: what data, which command, which commit. With `--sampling_shift` the
+exported scheduler samples at that shift; the stages themselves draw their training noise levels
+at the shift of their own model's scheduler, which this leaves alone.
 """
 
 import datetime
@@ -51,7 +53,11 @@ def main(argv=None):
     parser.add_argument("--started", type=float, default=None, help="unix time the recipe started")
     parser.add_argument("--last_stage", default=None,
                         help="the stage whose model is the recipe's (default: the last of STAGES with OUT/<stage>/model)")
+    parser.add_argument("--sampling_shift", type=float, default=None,
+                        help="the flow-matching shift the exported model samples at (default: the last stage's, the training shift)")
     args = parser.parse_args(argv)
+    if args.sampling_shift is not None and args.sampling_shift <= 0:
+        parser.error(f"--sampling_shift must be positive, not {args.sampling_shift:g}")
 
     out = Path(args.out)
     if args.last_stage is None:
@@ -77,11 +83,14 @@ def main(argv=None):
         "wall_seconds": None if args.started is None else int(time.time() - args.started),
         "stages": stages,
     }
+    pipe = load_base(str(out / args.last_stage / "model"))
+    if args.sampling_shift is not None:
+        pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, shift=args.sampling_shift)
+    record["sampling_shift"] = pipe.scheduler.config.get("shift")
     metadata = Path(args.data_dir or out / "data" / "train") / "metadata.jsonl"
     videos = sum(1 for line in metadata.read_text().splitlines() if line.strip()) if metadata.is_file() else "?"
     line = (f"{args.data}: {videos} videos; trained by `{args.command}` at commit {record['commit']}, {record['date']}, "
             f"{duration(total)} of training")
-    pipe = load_base(str(out / args.last_stage / "model"))
     pipe.export(out / "model", line)
     (out / "recipe.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {out / 'model'} and {out / 'recipe.json'} ({total / 60:.1f} min of stages)")

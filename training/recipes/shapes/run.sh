@@ -34,8 +34,9 @@ if [ ! -f "$PROFILE_FILE" ]; then
   echo "run.sh: error: no profile '$PROFILE' (the profiles are $(cd "$HERE/profiles" && ls | sed 's/\.sh$//' | paste -sd, -), or give a profile file)." >&2; exit 2
 fi
 # A profile sets MODEL_ARGS (python -m t2v.shapes.model), DATA_ARGS (t2v data shapes), STEPS (per stage: the
-# step each part ends at; a stage it leaves out trains its YAML's max_train_steps) and TRAIN_ARGS (every training stage).
-MODEL_ARGS=(); DATA_ARGS=(--num 240 --seconds 8 --max-seconds 64 --seed 0); declare -A STEPS=(); TRAIN_ARGS=()
+# step each part ends at; a stage it leaves out trains its YAML's max_train_steps), TRAIN_ARGS (every training stage)
+# and SAMPLING_SHIFT (the shift the finished model samples at; unset: the training shift, 3).
+MODEL_ARGS=(); DATA_ARGS=(--num 240 --seconds 8 --max-seconds 64 --seed 0); declare -A STEPS=(); TRAIN_ARGS=(); SAMPLING_SHIFT=""
 source "$PROFILE_FILE"
 OUT="${1:-runs/shapes}"
 mkdir -p "$OUT"
@@ -70,4 +71,5 @@ train refine train_to2v.py refine.yaml --latents_dir "$OUT/latents" --model "$OU
 train decoder train_vae.py decoder.yaml --model "$OUT/refine/model" --data_dir "$OUT/data/train"
 
 python -m t2v.training.recipe --out "$OUT" --started "$T0" --command "bash training/recipes/shapes/run.sh --profile $PROFILE" \
+  ${SAMPLING_SHIFT:+--sampling_shift "$SAMPLING_SHIFT"} \
   --data "the Shapes world v1 (docs/shapes_world.md), \`t2v data shapes ${DATA_ARGS[*]}\` (held-out color-shape pairs left out), every stage from scratch"
