@@ -1,0 +1,71 @@
+"""How often the first frames of a generated video have the prompt's color, frame by frame.
+
+    python research/first_frames.py runs/card1/training_pairs runs/card1/held_out [--frames 24]
+        [--roundtrip runs/full/data/train --model t2v/default_model --videos 12]
+
+Each folder is a ShapesBench set as benchmarks/shapes_model_card.py writes it (FOLDER.json beside FOLDER lists its
+videos and prompts). For every pixel frame up to --frames it prints the share of the set's videos whose object
+ShapesBench measures in the prompt's color. With --roundtrip it does the same for training videos encoded and
+decoded by the model's VAE, which tells a decoder at fault from a denoiser at fault. The causal VAE encodes frame 0
+alone into latent frame 0 and every later 4 frames into one latent frame, so frame 0 and frames 1-4 are the
+video's first two latent frames.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from t2v import T2VPipeline
+from t2v.models.vae import denormalize_latents, encode_latents
+from t2v.shapes.bench import measure_video
+from t2v.video_io import read_video
+
+
+def color_hits(frames: np.ndarray, color: str, count: int) -> list[bool]:
+    """Whether ShapesBench measures an object of `color` in each of the first `count` frames."""
+    return [m is not None and m.color == color for m in measure_video(frames[:count])]
+
+
+def roundtrip(pipe: T2VPipeline, frames: np.ndarray) -> np.ndarray:
+    """The frames (T, H, W, 3) uint8 encoded and decoded by the pipeline's VAE."""
+    video = torch.from_numpy(frames).float().div(127.5).sub(1).permute(3, 0, 1, 2)[None]
+    with torch.no_grad():
+        decoded = pipe.vae.decode(denormalize_latents(pipe.vae, encode_latents(pipe.vae, video))).sample
+    return ((decoded[0].permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
+
+
+def show(name: str, hits: list[list[bool]]) -> None:
+    share = np.mean(hits, axis=0)
+    print(f"{name} ({len(hits)} videos): " + " ".join(f"{s:.2f}" for s in share))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sets", nargs="*", type=Path, help="ShapesBench set folders (FOLDER.json beside each)")
+    parser.add_argument("--frames", type=int, default=24, help="pixel frames to report (default 24: 3 s at 8 fps)")
+    parser.add_argument("--roundtrip", type=Path, help="a Shapes video folder (metadata.jsonl) to encode and decode")
+    parser.add_argument("--model", default="t2v/default_model", help="the model whose VAE --roundtrip uses")
+    parser.add_argument("--videos", type=int, default=12, help="videos of --roundtrip's folder (the first ones)")
+    args = parser.parse_args()
+
+    print(f"share of videos in the prompt's color, pixel frames 0 to {args.frames - 1}:")
+    for folder in args.sets:
+        listing = json.loads(folder.with_suffix(".json").read_text())["videos"]
+        hits = [color_hits(read_video(folder / v["file_name"])[0], v["text"].split()[1], args.frames) for v in listing]
+        show(str(folder), hits)
+    if args.roundtrip:
+        torch.set_num_threads(1)
+        pipe = T2VPipeline.from_pretrained(args.model)
+        lines = (args.roundtrip / "metadata.jsonl").read_text().splitlines()[: args.videos]
+        hits = []
+        for item in map(json.loads, lines):
+            frames = read_video(args.roundtrip / item["file_name"])[0][: 1 + 4 * (args.frames // 4 + 1)]
+            hits.append(color_hits(roundtrip(pipe, frames), item["text"].split()[1], args.frames))
+        show(f"{args.roundtrip} through {args.model}'s VAE", hits)
+
+
+if __name__ == "__main__":
+    main()
