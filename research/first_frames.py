@@ -1,14 +1,15 @@
 """How often the first frames of a generated video have the prompt's color, frame by frame.
 
     python research/first_frames.py runs/card1/training_pairs runs/card1/held_out [--frames 24]
-        [--roundtrip runs/full/data/train --model t2v/default_model --videos 12]
+        [--roundtrip runs/full/data/train --model t2v/default_model --videos 12] [--latents runs/full/latents]
 
 Each folder is a ShapesBench set as benchmarks/shapes_model_card.py writes it (FOLDER.json beside FOLDER lists its
 videos and prompts). For every pixel frame up to --frames it prints the share of the set's videos whose object
 ShapesBench measures in the prompt's color. With --roundtrip it does the same for training videos encoded and
 decoded by the model's VAE, which tells a decoder at fault from a denoiser at fault. The causal VAE encodes frame 0
 alone into latent frame 0 and every later 4 frames into one latent frame, so frame 0 and frames 1-4 are the
-video's first two latent frames.
+video's first two latent frames. With --latents it prints how often To2V's training draws a window that starts at
+a video's start (`LatentWindows` draws a window's offset uniformly over each video's whole clips).
 """
 
 import argparse
@@ -21,6 +22,7 @@ import torch
 from t2v import T2VPipeline
 from t2v.models.vae import denormalize_latents, encode_latents
 from t2v.shapes.bench import measure_video
+from t2v.training.latents import LatentVideos
 from t2v.video_io import read_video
 
 
@@ -49,6 +51,8 @@ def main():
     parser.add_argument("--roundtrip", type=Path, help="a Shapes video folder (metadata.jsonl) to encode and decode")
     parser.add_argument("--model", default="t2v/default_model", help="the model whose VAE --roundtrip uses")
     parser.add_argument("--videos", type=int, default=12, help="videos of --roundtrip's folder (the first ones)")
+    parser.add_argument("--latents", type=Path, help="a latent cache (training/cache_latents.py) to count start windows in")
+    parser.add_argument("--window", type=int, default=5, help="latent frames of a training window (default 5)")
     args = parser.parse_args()
 
     print(f"share of videos in the prompt's color, pixel frames 0 to {args.frames - 1}:")
@@ -65,6 +69,12 @@ def main():
             frames = read_video(args.roundtrip / item["file_name"])[0][: 1 + 4 * (args.frames // 4 + 1)]
             hits.append(color_hits(roundtrip(pipe, frames), item["text"].split()[1], args.frames))
         show(f"{args.roundtrip} through {args.model}'s VAE", hits)
+    if args.latents:
+        lengths = np.array([latents.shape[1] for latents, _ in LatentVideos(args.latents)])
+        usable = lengths[lengths >= 2 * args.window]  # LatentWindows' videos
+        offsets = usable // args.window * args.window - args.window + 1
+        print(f"{args.latents}: {len(usable)} videos of {usable.min()} to {usable.max()} latent frames; a window starts at "
+              f"its video's start in {np.mean(1 / offsets):.2%} of draws")
 
 
 if __name__ == "__main__":
