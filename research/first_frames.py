@@ -3,8 +3,8 @@
     python research/first_frames.py runs/card1/training_pairs runs/card1/held_out [--frames 24]
         [--roundtrip runs/full/data/train --model t2v/default_model --videos 12] [--latents runs/full/latents]
 
-Each folder is a ShapesBench set as benchmarks/shapes_model_card.py writes it (FOLDER.json beside FOLDER lists its
-videos and prompts). For every pixel frame up to --frames it prints the share of the set's videos whose object
+Each folder is a set of generated videos with its metadata.jsonl (file_name, text), as benchmarks/shapes_model_card.py
+writes them. For every pixel frame up to --frames it prints the share of the set's videos whose object
 ShapesBench measures in the prompt's color. With --roundtrip it does the same for training videos encoded and
 decoded by the model's VAE, which tells a decoder at fault from a denoiser at fault. The causal VAE encodes frame 0
 alone into latent frame 0 and every later 4 frames into one latent frame, so frame 0 and frames 1-4 are the
@@ -46,7 +46,7 @@ def show(name: str, hits: list[list[bool]]) -> None:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sets", nargs="*", type=Path, help="ShapesBench set folders (FOLDER.json beside each)")
+    parser.add_argument("sets", nargs="*", type=Path, help="folders of generated videos, each with its metadata.jsonl")
     parser.add_argument("--frames", type=int, default=24, help="pixel frames to report (default 24: 3 s at 8 fps)")
     parser.add_argument("--roundtrip", type=Path, help="a Shapes video folder (metadata.jsonl) to encode and decode")
     parser.add_argument("--model", default="t2v/default_model", help="the model whose VAE --roundtrip uses")
@@ -57,7 +57,7 @@ def main():
 
     print(f"share of videos in the prompt's color, pixel frames 0 to {args.frames - 1}:")
     for folder in args.sets:
-        listing = json.loads(folder.with_suffix(".json").read_text())["videos"]
+        listing = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines() if line.strip()]
         hits = [color_hits(read_video(folder / v["file_name"])[0], v["text"].split()[1], args.frames) for v in listing]
         show(str(folder), hits)
     if args.roundtrip:
