@@ -6,6 +6,6 @@
 # is why.
 MODEL_ARGS=(--width 192 --vae-compression 4 --patch 4)
 DATA_ARGS=(--num 240 --seconds 8 --max-seconds 64 --seed 0)
-declare -A STEPS=([to2v]="16000 32000" [refine]="2000 20000")
+declare -A STEPS=([to2v]="16000 32000")
 TRAIN_ARGS=(--checkpointing_steps 500)
 SAMPLING_SHIFT=1  # the stages train at shift 3; shift 1 samples best (research/sampling_sweep.py on the validation prompts)
