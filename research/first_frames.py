@@ -13,30 +13,32 @@ a video's start (`LatentWindows` draws a window's offset uniformly over each vid
 """
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from t2v import T2VPipeline
+from t2v.data.video_folder import read_metadata, to_unit
 from t2v.models.vae import denormalize_latents, encode_latents
 from t2v.shapes.bench import measure_video
+from t2v.shapes.world import parse_caption
 from t2v.training.latents import LatentVideos
-from t2v.video_io import read_video
+from t2v.video_io import read_video, to_uint8
 
 
-def color_hits(frames: np.ndarray, color: str, count: int) -> list[bool]:
-    """Whether ShapesBench measures an object of `color` in each of the first `count` frames."""
+def color_hits(frames: np.ndarray, caption: str, count: int) -> list[bool]:
+    """Whether ShapesBench measures an object of the caption's (first) color in each of the first `count` frames."""
+    color = parse_caption(caption)[0]["color"]
     return [m is not None and m.color == color for m in measure_video(frames[:count])]
 
 
 def roundtrip(pipe: T2VPipeline, frames: np.ndarray) -> np.ndarray:
     """The frames (T, H, W, 3) uint8 encoded and decoded by the pipeline's VAE."""
-    video = torch.from_numpy(frames).float().div(127.5).sub(1).permute(3, 0, 1, 2)[None]
+    video = to_unit(torch.from_numpy(frames)).permute(3, 0, 1, 2)[None]
     with torch.no_grad():
         decoded = pipe.vae.decode(denormalize_latents(pipe.vae, encode_latents(pipe.vae, video))).sample
-    return ((decoded[0].permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
+    return to_uint8((decoded[0].permute(1, 2, 3, 0).numpy() + 1) / 2)
 
 
 def show(name: str, hits: list[list[bool]]) -> None:
@@ -57,17 +59,16 @@ def main():
 
     print(f"share of videos in the prompt's color, pixel frames 0 to {args.frames - 1}:")
     for folder in args.sets:
-        listing = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines() if line.strip()]
-        hits = [color_hits(read_video(folder / v["file_name"])[0], v["text"].split()[1], args.frames) for v in listing]
+        rows = read_metadata(folder / "metadata.jsonl")
+        hits = [color_hits(read_video(folder / name)[0], text, args.frames) for name, text, _ in rows]
         show(str(folder), hits)
     if args.roundtrip:
         torch.set_num_threads(1)
         pipe = T2VPipeline.from_pretrained(args.model)
-        lines = (args.roundtrip / "metadata.jsonl").read_text().splitlines()[: args.videos]
         hits = []
-        for item in map(json.loads, lines):
-            frames = read_video(args.roundtrip / item["file_name"])[0][: 1 + 4 * (args.frames // 4 + 1)]
-            hits.append(color_hits(roundtrip(pipe, frames), item["text"].split()[1], args.frames))
+        for name, text, _ in read_metadata(args.roundtrip / "metadata.jsonl")[: args.videos]:
+            frames = read_video(args.roundtrip / name)[0][: 1 + 4 * (args.frames // 4 + 1)]
+            hits.append(color_hits(roundtrip(pipe, frames), text, args.frames))
         show(f"{args.roundtrip} through {args.model}'s VAE", hits)
     if args.latents:
         lengths = np.array([latents.shape[1] for latents, _ in LatentVideos(args.latents)])
