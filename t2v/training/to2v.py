@@ -144,9 +144,13 @@ def main(argv=None):
     parser.add_argument("--part_prompts", type=float, default=0.0,
                         help="with --latents_dir: the share of windows of a video with a storyboard that read their part's "
                              "prompt instead of the whole caption (default: 0, every window reads the whole caption)")
+    parser.add_argument("--start_windows", type=float, default=0.0,
+                        help="with --latents_dir: the share of windows that start at a video's first frame, where every "
+                             "generated video starts (default: 0, the window's offset is uniform)")
     args = parse_training_args(parser, argv)
-    if not 0.0 <= args.part_prompts <= 1.0:
-        parser.error(f"--part_prompts must be between 0 and 1, got {args.part_prompts:g}.")
+    for name in ("part_prompts", "start_windows"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            parser.error(f"--{name} must be between 0 and 1, got {getattr(args, name):g}.")
     if args.train_mode == "lora" and args.train_text_encoder:
         parser.error("--train_mode lora trains adapters of the denoiser alone; leave out --train_text_encoder")
 
@@ -156,7 +160,7 @@ def main(argv=None):
     set_trainable(pipe, args.train_mode, args.lora_rank, args.train_text_encoder, not args.freeze_tokenizer)
     use_gradient_checkpointing(pipe.transformer, args.gradient_checkpointing)
     if videos is not None:
-        dataset = LatentWindows(videos, pipe.latent_frames_per_clip, args.part_prompts)
+        dataset = LatentWindows(videos, pipe.latent_frames_per_clip, args.part_prompts, args.start_windows)
     else:
         dataset = video_dataset(args, pipe, num_frames=pipe.config.clip_frames)
         # where the stage will run (a real base's VAE is slow on a CPU); the state is the one the Accelerator takes up,
