@@ -9,7 +9,8 @@ ShapesBench measures in the prompt's color. With --roundtrip it does the same fo
 decoded by the model's VAE, which tells a decoder at fault from a denoiser at fault. The causal VAE encodes frame 0
 alone into latent frame 0 and every later 4 frames into one latent frame, so frame 0 and frames 1-4 are the
 video's first two latent frames. With --latents it prints how often To2V's training draws a window that starts at
-a video's start (`LatentWindows` draws a window's offset uniformly over each video's whole clips).
+a video's start (`LatentWindows` draws a window's offset uniformly over each video's whole clips, and starts a
+share `--start_windows` of the windows at the video's start; the refine stage's is 0.125, To2V's 0).
 """
 
 import argparse
@@ -55,6 +56,7 @@ def main():
     parser.add_argument("--videos", type=int, default=12, help="videos of --roundtrip's folder (the first ones)")
     parser.add_argument("--latents", type=Path, help="a latent cache (training/cache_latents.py) to count start windows in")
     parser.add_argument("--window", type=int, default=5, help="latent frames of a training window (default 5)")
+    parser.add_argument("--start_windows", type=float, default=0.0, help="LatentWindows' share of start windows (default 0)")
     args = parser.parse_args()
 
     print(f"share of videos in the prompt's color, pixel frames 0 to {args.frames - 1}:")
@@ -74,8 +76,9 @@ def main():
         lengths = np.array([latents.shape[1] for latents, _ in LatentVideos(args.latents)])
         usable = lengths[lengths >= 2 * args.window]  # LatentWindows' videos
         offsets = usable // args.window * args.window - args.window + 1
+        share = args.start_windows + (1 - args.start_windows) * np.mean(1 / offsets)
         print(f"{args.latents}: {len(usable)} videos of {usable.min()} to {usable.max()} latent frames; a window starts at "
-              f"its video's start in {np.mean(1 / offsets):.2%} of draws")
+              f"its video's start in {share:.2%} of draws")
 
 
 if __name__ == "__main__":

@@ -152,6 +152,7 @@ def test_a_share_of_windows_starts_at_the_videos_first_frame():
     assert set(first[300:]) == set(range(6))  # the rest still reach every offset
     item = starting.get(0, next(seed for seed in range(300) if first[300 + seed] == 0))
     assert item["frame_clip"].tolist() == [0] * 5 and item["clips"][0, 0, :, 0, 0].tolist() == [0, 1, 2, 3, 4]
+    assert item["first_window"] and not any(starting.get(0, seed)["first_window"] for seed in range(300) if first[300 + seed])
 
 
 def test_a_share_outside_zero_to_one_is_refused_in_one_line(tmp_path, capsys):
@@ -189,6 +190,10 @@ def test_fifo_sigmas_are_the_inference_schedule_on_its_diagonal(pipe):
     assert (sigma == 0).any() and (sigma == 1).any()  # clean context at the front, fresh noise at the back
     flat = fifo_sigmas(scheduler, 64, 5, torch.Generator().manual_seed(0), diagonal_share=0.0)
     assert (flat == flat[:, :1]).all() and flat.std() > 0.1
+    first = torch.arange(64) % 2 == 0  # windows at a video's start: one level, as the pipeline's first window
+    mixed = fifo_sigmas(scheduler, 64, 5, torch.Generator().manual_seed(0), steps=(25, 25), diagonal_share=1.0, first_window=first)
+    assert (mixed[first] == mixed[first][:, :1]).all() and mixed[first].std() > 0.1
+    assert (mixed[~first] == sigma[~first]).all()  # the others as without the mask
 
 
 def test_training_decode_is_the_vae_decode_without_the_clamp(pipe):

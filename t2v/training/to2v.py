@@ -66,7 +66,8 @@ class To2VTraining(StageModule):
     def forward(self, batch, generator):
         if "latents" in batch:  # a window of cached latents, following the tokens of its frames' clips
             latents = batch["latents"]
-            sigma = fifo_sigmas(self.scheduler, latents.shape[0], latents.shape[2], generator).to(latents.device)
+            sigma = fifo_sigmas(self.scheduler, latents.shape[0], latents.shape[2], generator,
+                                first_window=batch.get("first_window")).to(latents.device)
             clips = batch["clips"]  # (B, 2, C, f, h, w)
             tokens = self.video_tokenizer(clips.flatten(0, 1).to(self.video_tokenizer.dtype)).unflatten(0, clips.shape[:2])
             index = batch["frame_clip"][..., None, None].expand(-1, -1, *tokens.shape[2:])
