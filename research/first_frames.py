@@ -2,6 +2,7 @@
 
     python research/first_frames.py runs/card1/training_pairs runs/card1/held_out [--frames 24]
         [--roundtrip runs/full/data/train --model t2v/default_model --videos 12] [--latents runs/full/latents]
+        [--generate t2v/default_model runs/full3/model ...]
 
 Each folder is a set of generated videos with its metadata.jsonl (file_name, text), as benchmarks/shapes_model_card.py
 writes them. For every pixel frame up to --frames it prints the share of the set's videos whose object
@@ -9,8 +10,11 @@ ShapesBench measures in the prompt's color. With --roundtrip it does the same fo
 decoded by the model's VAE, which tells a decoder at fault from a denoiser at fault. The causal VAE encodes frame 0
 alone into latent frame 0 and every later 4 frames into one latent frame, so frame 0 and frames 1-4 are the
 video's first two latent frames. With --latents it prints how often To2V's training draws a window that starts at
-a video's start (`LatentWindows` draws a window's offset uniformly over each video's whole clips, and starts a
-share `--start_windows` of the windows at the video's start; the refine stage's is 0.125, To2V's 0).
+a video's start (`LatentWindows` draws a window's offset uniformly over each video's whole clips), and the
+per-channel mean and standard deviation of the cache's latent frame 0, latent frame 1 and the later ones. With
+--generate it prints the same statistics of the first window (17 frames) each model draws for 4 prompts x 4 seeds (a
+denoiser that knows where a video starts draws latent frame 0 with frame 0's statistics), and how often those
+windows' first pixel frames have the prompt's color.
 """
 
 import argparse
@@ -42,6 +46,17 @@ def roundtrip(pipe: T2VPipeline, frames: np.ndarray) -> np.ndarray:
     return to_uint8((decoded[0].permute(1, 2, 3, 0).numpy() + 1) / 2)
 
 
+GENERATE_PROMPTS = ["a green square bounces left and right", "a cyan square moves in a circle", "a red circle stays still",
+                    "a blue triangle moves diagonally"]
+
+
+def show_stats(name: str, frames: dict[str, torch.Tensor]) -> None:
+    """Per-channel mean and standard deviation of latent frames, each (N, C, H, W), under `name`."""
+    for label, z in frames.items():
+        mean, std = z.mean((0, 2, 3)).tolist(), z.std((0, 2, 3)).tolist()
+        print(f"{name}, {label}: mean {' '.join(f'{m:+.2f}' for m in mean)} | std {' '.join(f'{d:.2f}' for d in std)}")
+
+
 def show(name: str, hits: list[list[bool]]) -> None:
     share = np.mean(hits, axis=0)
     print(f"{name} ({len(hits)} videos): " + " ".join(f"{s:.2f}" for s in share))
@@ -56,10 +71,11 @@ def main():
     parser.add_argument("--videos", type=int, default=12, help="videos of --roundtrip's folder (the first ones)")
     parser.add_argument("--latents", type=Path, help="a latent cache (training/cache_latents.py) to count start windows in")
     parser.add_argument("--window", type=int, default=5, help="latent frames of a training window (default 5)")
-    parser.add_argument("--start_windows", type=float, default=0.0, help="LatentWindows' share of start windows (default 0)")
+    parser.add_argument("--generate", nargs="+", default=[], help="models whose first windows' latent statistics to print")
     args = parser.parse_args()
 
-    print(f"share of videos in the prompt's color, pixel frames 0 to {args.frames - 1}:")
+    if args.sets:
+        print(f"share of videos in the prompt's color, pixel frames 0 to {args.frames - 1}:")
     for folder in args.sets:
         rows = read_metadata(folder / "metadata.jsonl")
         hits = [color_hits(read_video(folder / name)[0], text, args.frames) for name, text, _ in rows]
@@ -73,12 +89,25 @@ def main():
             hits.append(color_hits(roundtrip(pipe, frames), text, args.frames))
         show(f"{args.roundtrip} through {args.model}'s VAE", hits)
     if args.latents:
-        lengths = np.array([latents.shape[1] for latents, _ in LatentVideos(args.latents)])
+        videos = [latents for latents, _ in LatentVideos(args.latents)]
+        lengths = np.array([latents.shape[1] for latents in videos])
         usable = lengths[lengths >= 2 * args.window]  # LatentWindows' videos
         offsets = usable // args.window * args.window - args.window + 1
-        share = args.start_windows + (1 - args.start_windows) * np.mean(1 / offsets)
         print(f"{args.latents}: {len(usable)} videos of {usable.min()} to {usable.max()} latent frames; a window starts at "
-              f"its video's start in {share:.2%} of draws")
+              f"its video's start in {np.mean(1 / offsets):.2%} of draws")
+        show_stats(str(args.latents), {"latent frame 0": torch.stack([z[:, 0] for z in videos]),
+                                       "latent frame 1": torch.stack([z[:, 1] for z in videos]),
+                                       "later frames": torch.cat([z[:, 2:].transpose(0, 1) for z in videos])})
+    for model in args.generate:
+        pipe = T2VPipeline.from_pretrained(model)
+        pipe.set_progress_bar_config(disable=True)
+        prompts = [prompt for prompt in GENERATE_PROMPTS for seed in range(4)]
+        first = torch.cat([pipe(prompt, num_frames=17, output_type="latent", generator=torch.Generator().manual_seed(i % 4)).frames
+                           for i, prompt in enumerate(prompts)])  # (16, C, 5, h, w): normalised, as cached
+        show_stats(f"{model}, first windows", {f"latent frame {f}": first[:, :, f] for f in range(3)})
+        with torch.no_grad():
+            videos = (pipe.decode_latents(first).permute(0, 2, 3, 4, 1).numpy() + 1) / 2  # (16, 17, H, W, 3)
+        show(f"{model}, first windows", [color_hits(to_uint8(video), prompt, 17) for video, prompt in zip(videos, prompts)])
 
 
 if __name__ == "__main__":

@@ -66,8 +66,7 @@ class To2VTraining(StageModule):
     def forward(self, batch, generator):
         if "latents" in batch:  # a window of cached latents, following the tokens of its frames' clips
             latents = batch["latents"]
-            sigma = fifo_sigmas(self.scheduler, latents.shape[0], latents.shape[2], generator,
-                                first_window=batch.get("first_window")).to(latents.device)
+            sigma = fifo_sigmas(self.scheduler, latents.shape[0], latents.shape[2], generator).to(latents.device)
             clips = batch["clips"]  # (B, 2, C, f, h, w)
             tokens = self.video_tokenizer(clips.flatten(0, 1).to(self.video_tokenizer.dtype)).unflatten(0, clips.shape[:2])
             index = batch["frame_clip"][..., None, None].expand(-1, -1, *tokens.shape[2:])
@@ -145,13 +144,9 @@ def main(argv=None):
     parser.add_argument("--part_prompts", type=float, default=0.0,
                         help="with --latents_dir: the share of windows of a video with a storyboard that read their part's "
                              "prompt instead of the whole caption (default: 0, every window reads the whole caption)")
-    parser.add_argument("--start_windows", type=float, default=0.0,
-                        help="with --latents_dir: the share of windows that start at a video's first frame, where every "
-                             "generated video starts (default: 0, the window's offset is uniform)")
     args = parse_training_args(parser, argv)
-    for name in ("part_prompts", "start_windows"):
-        if not 0.0 <= getattr(args, name) <= 1.0:
-            parser.error(f"--{name} must be between 0 and 1, got {getattr(args, name):g}.")
+    if not 0.0 <= args.part_prompts <= 1.0:
+        parser.error(f"--part_prompts must be between 0 and 1, got {args.part_prompts:g}.")
     if args.train_mode == "lora" and args.train_text_encoder:
         parser.error("--train_mode lora trains adapters of the denoiser alone; leave out --train_text_encoder")
 
@@ -161,7 +156,7 @@ def main(argv=None):
     set_trainable(pipe, args.train_mode, args.lora_rank, args.train_text_encoder, not args.freeze_tokenizer)
     use_gradient_checkpointing(pipe.transformer, args.gradient_checkpointing)
     if videos is not None:
-        dataset = LatentWindows(videos, pipe.latent_frames_per_clip, args.part_prompts, args.start_windows)
+        dataset = LatentWindows(videos, pipe.latent_frames_per_clip, args.part_prompts)
     else:
         dataset = video_dataset(args, pipe, num_frames=pipe.config.clip_frames)
         # where the stage will run (a real base's VAE is slow on a CPU); the state is the one the Accelerator takes up,
