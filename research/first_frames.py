@@ -71,7 +71,8 @@ def main():
     parser.add_argument("--videos", type=int, default=12, help="videos of --roundtrip's folder (the first ones)")
     parser.add_argument("--latents", type=Path, help="a latent cache (training/cache_latents.py): its start windows and latent statistics")
     parser.add_argument("--window", type=int, default=5, help="latent frames of a training window (default 5)")
-    parser.add_argument("--generate", nargs="+", default=[], help="models whose first windows to draw: their latent statistics and first frames' colors")
+    parser.add_argument("--generate", nargs="+", default=[],
+                        help="models whose first windows to draw: their latent statistics and first frames' colors")
     args = parser.parse_args()
 
     if args.sets:
