@@ -25,7 +25,7 @@ import torch
 
 from t2v import T2VPipeline
 from t2v.data.video_folder import read_metadata, to_unit
-from t2v.models.vae import denormalize_latents, encode_latents
+from t2v.models.vae import encode_latents
 from t2v.shapes.bench import measure_video
 from t2v.shapes.world import parse_caption
 from t2v.training.latents import LatentVideos
@@ -38,12 +38,17 @@ def color_hits(frames: np.ndarray, caption: str, count: int) -> list[bool]:
     return [m is not None and m.color == color for m in measure_video(frames[:count])]
 
 
+@torch.no_grad()
+def decode(pipe: T2VPipeline, latents: torch.Tensor) -> np.ndarray:
+    """Normalised latents (B, C, F, h, w) -> uint8 frames (B, T, H, W, 3), decoded as the pipeline decodes them."""
+    return to_uint8((pipe.decode_latents(latents).permute(0, 2, 3, 4, 1).numpy() + 1) / 2)
+
+
+@torch.no_grad()
 def roundtrip(pipe: T2VPipeline, frames: np.ndarray) -> np.ndarray:
     """The frames (T, H, W, 3) uint8 encoded and decoded by the pipeline's VAE."""
     video = to_unit(torch.from_numpy(frames)).permute(3, 0, 1, 2)[None]
-    with torch.no_grad():
-        decoded = pipe.vae.decode(denormalize_latents(pipe.vae, encode_latents(pipe.vae, video))).sample
-    return to_uint8((decoded[0].permute(1, 2, 3, 0).numpy() + 1) / 2)
+    return decode(pipe, encode_latents(pipe.vae, video))[0]
 
 
 GENERATE_PROMPTS = ["a green square bounces left and right", "a cyan square moves in a circle", "a red circle stays still",
@@ -106,9 +111,7 @@ def main():
         first = torch.cat([pipe(prompt, num_frames=17, output_type="latent", generator=torch.Generator().manual_seed(i % 4)).frames
                            for i, prompt in enumerate(prompts)])  # (16, C, 5, h, w): normalised, as cached
         show_stats(f"{model}, first windows", {f"latent frame {f}": first[:, :, f] for f in range(3)})
-        with torch.no_grad():
-            videos = (pipe.decode_latents(first).permute(0, 2, 3, 4, 1).numpy() + 1) / 2  # (16, 17, H, W, 3)
-        show(f"{model}, first windows", [color_hits(to_uint8(video), prompt, 17) for video, prompt in zip(videos, prompts)])
+        show(f"{model}, first windows", [color_hits(video, prompt, 17) for video, prompt in zip(decode(pipe, first), prompts)])
 
 
 if __name__ == "__main__":
