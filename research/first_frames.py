@@ -107,11 +107,11 @@ def main():
     for model in args.generate:
         pipe = T2VPipeline.from_pretrained(model)
         pipe.set_progress_bar_config(disable=True)
-        prompts = [prompt for prompt in GENERATE_PROMPTS for seed in range(4)]
-        first = torch.cat([pipe(prompt, num_frames=17, output_type="latent", generator=torch.Generator().manual_seed(i % 4)).frames
-                           for i, prompt in enumerate(prompts)])  # (16, C, 5, h, w): normalised, as cached
+        draws = [(prompt, seed) for prompt in GENERATE_PROMPTS for seed in range(4)]
+        first = torch.cat([pipe(prompt, num_frames=17, output_type="latent", generator=torch.Generator().manual_seed(seed)).frames
+                           for prompt, seed in draws])  # (16, C, 5, h, w): normalised, as cached
         show_stats(f"{model}, first windows", {f"latent frame {f}": first[:, :, f] for f in range(3)})
-        show(f"{model}, first windows", [color_hits(video, prompt, 17) for video, prompt in zip(decode(pipe, first), prompts)])
+        show(f"{model}, first windows", [color_hits(video, prompt, 17) for video, (prompt, _) in zip(decode(pipe, first), draws)])
 
 
 if __name__ == "__main__":
