@@ -32,6 +32,26 @@ def test_video_tokenizer_reads_its_clip():
     assert not torch.allclose(tok(a), tok(b))
 
 
+def test_start_tokens_are_added_saved_and_read_by_a_videos_first_frame(tmp_path):
+    torch.manual_seed(0)
+    tok = VideoTokenizer(in_channels=4, grid=(1, 1, 2), hidden_dim=16, token_dim=8, num_layers=1, num_heads=2, pos_dim_per_axis=4)
+    tokens, frame_clip = torch.randn(2, 3, 2, 8), torch.tensor([[0, 0, 1], [1, 2, 2]])
+    first = torch.tensor([[True, False, False], [False, False, False]])
+    same, clips = tok.with_start_tokens(tokens, frame_clip, first)  # none yet: unchanged
+    assert same is tokens and clips is frame_clip
+    tok.add_start_tokens()
+    assert tok.config.has_start_tokens and tok.start_tokens.shape == (2, 8)
+    extended, clips = tok.with_start_tokens(tokens, frame_clip, first)
+    assert extended.shape == (2, 4, 2, 8) and clips.tolist() == [[0, 1, 2], [2, 3, 3]]
+    torch.testing.assert_close(extended[:, 0], tok.start_tokens.expand(2, 2, 8))
+    torch.testing.assert_close(extended[:, 1:], tokens)
+    tok.save_pretrained(tmp_path)
+    loaded = VideoTokenizer.from_pretrained(tmp_path)
+    torch.testing.assert_close(loaded.start_tokens, tok.start_tokens)
+    x = torch.randn(1, 4, 3, 8, 8)
+    torch.testing.assert_close(loaded(x), tok(x))
+
+
 def test_video_tokenizer_rejects_wrong_channels():
     tok = VideoTokenizer(in_channels=8, grid=(1, 1, 1), hidden_dim=16, token_dim=8, num_layers=1, num_heads=2, pos_dim_per_axis=4)
     with pytest.raises(ValueError, match="expects latents shaped"):

@@ -142,6 +142,47 @@ def test_windows_of_a_video_with_a_storyboard_can_read_their_parts_prompt():
     assert set(texts) == {"video 0", *storyboard} and 70 < texts["video 0"] < 130
 
 
+def test_a_share_of_windows_starts_at_the_videos_first_frame():
+    # a 12-frame video in windows of 5: uniform offsets 0-5 start at frame 0 in about one draw of six
+    uniform = LatentWindows(FakeVideos([12]), window=5)
+    starting = LatentWindows(FakeVideos([12]), window=5, start_windows=0.5)
+    first = [int(windows.get(0, seed)["latents"][0, 0, 0, 0]) for windows in (uniform, starting) for seed in range(300)]
+    assert 25 < first[:300].count(0) < 75
+    assert 140 < first[300:].count(0) < 200  # 1/2 + 1/2 * 1/6 = 0.58 of the draws
+    assert set(first[300:]) == set(range(6))  # the rest still reach every offset
+    item = starting.get(0, next(seed for seed in range(300) if first[300 + seed] == 0))
+    assert item["frame_clip"].tolist() == [0] * 5 and item["clips"][0, 0, :, 0, 0].tolist() == [0, 1, 2, 3, 4]
+    assert item["first_window"] and not any(starting.get(0, seed)["first_window"] for seed in range(300) if first[300 + seed])
+
+
+def test_start_windows_train_the_start_tokens_and_other_windows_do_not(cache):
+    from torch.utils.data import default_collate
+
+    from t2v.training.to2v import To2VTraining, set_trainable
+
+    pipe = T2VPipeline.from_pretrained(default_model_path())  # its own: the tokenizer gains a parameter
+    pipe.video_tokenizer.add_start_tokens()
+    set_trainable(pipe, "full", 4, train_text_encoder=False, train_tokenizer=False)  # as in refine
+    assert pipe.video_tokenizer.start_tokens.requires_grad and not pipe.video_tokenizer.queries.requires_grad
+    model = To2VTraining(pipe, text_dropout=0.0, token_dropout=0.0, validation=False)
+    windows = LatentWindows(LatentVideos(cache / "cache"), pipe.latent_frames_per_clip, start_windows=1.0)
+    for at_start in (True, False):
+        batch = default_collate([windows.get(0, seed=0), windows.get(1, seed=0)])
+        batch["first_window"] = torch.tensor([at_start, False])
+        pipe.video_tokenizer.start_tokens.grad = None
+        model(batch, torch.Generator().manual_seed(0)).backward()
+        grad = pipe.video_tokenizer.start_tokens.grad
+        assert (grad is not None and grad.abs().sum() > 0) if at_start else (grad is None or not grad.any())
+
+
+def test_a_share_outside_zero_to_one_is_refused_in_one_line(tmp_path, capsys):
+    from t2v.training import to2v
+
+    with pytest.raises(SystemExit):
+        to2v.main(["--latents_dir", str(tmp_path), "--output_dir", str(tmp_path / "o"), "--start_windows", "1.5"])
+    assert "--start_windows must be between 0 and 1, got 1.5." in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
 def test_plans_are_whole_clips_padded_and_masked():
     plans = LatentPlans(FakeVideos([7, 12, 3]), window=5, max_clips=4)
     assert len(plans) == 2
@@ -169,6 +210,10 @@ def test_fifo_sigmas_are_the_inference_schedule_on_its_diagonal(pipe):
     assert (sigma == 0).any() and (sigma == 1).any()  # clean context at the front, fresh noise at the back
     flat = fifo_sigmas(scheduler, 64, 5, torch.Generator().manual_seed(0), diagonal_share=0.0)
     assert (flat == flat[:, :1]).all() and flat.std() > 0.1
+    first = torch.arange(64) % 2 == 0  # windows at a video's start: one level, as the pipeline's first window
+    mixed = fifo_sigmas(scheduler, 64, 5, torch.Generator().manual_seed(0), steps=(25, 25), diagonal_share=1.0, first_window=first)
+    assert (mixed[first] == mixed[first][:, :1]).all() and mixed[first].std() > 0.1
+    assert (mixed[~first] == sigma[~first]).all()  # the others as without the mask
 
 
 def test_training_decode_is_the_vae_decode_without_the_clamp(pipe):

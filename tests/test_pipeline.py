@@ -126,6 +126,24 @@ def test_given_latents_are_used(pipe, fast):
         pipe(PROMPT, num_frames=33, latents=torch.randn(latent_shape(pipe, 5)), **fast)
 
 
+def test_a_videos_first_frame_reads_the_start_tokens(fast):
+    """Start tokens equal to clip 0's planned tokens give the video made without them; other start tokens change
+    latent frame 0 most, and FIFO carries the change on only through the windows that hold frame 0."""
+    pipe = T2VPipeline.from_pretrained(default_model_path())
+    pipe.set_progress_bar_config(disable=True)
+    without = pipe(PROMPT, num_frames=33, output_type="latent", generator=seeded(), **fast)  # 9 latent frames: FIFO
+    pipe.video_tokenizer.add_start_tokens()
+    with torch.no_grad():
+        pipe.video_tokenizer.start_tokens.copy_(without.tokens[0, 0])
+    same = pipe(PROMPT, num_frames=33, output_type="latent", generator=seeded(), **fast)
+    torch.testing.assert_close(same.frames, without.frames, atol=1e-4, rtol=1e-4)
+    with torch.no_grad():
+        pipe.video_tokenizer.start_tokens.copy_(torch.randn_like(pipe.video_tokenizer.start_tokens) * 3)
+    other = pipe(PROMPT, num_frames=33, output_type="latent", generator=seeded(), **fast).frames
+    change = (other - without.frames).abs().mean(dim=(0, 1, 3, 4))  # per latent frame
+    assert change[0] > 0.05 and change[0] == change.max()
+
+
 def test_callback_on_step_end_sees_every_step(pipe, fast):
     seen = []
 

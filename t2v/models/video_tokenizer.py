@@ -7,6 +7,12 @@ the diffusion loss, so the denoiser is its de-tokenizer. The attention blocks ar
 Flamingo-style resampler blocks (the IP-Adapter Plus resampler); what is added here is the 3D
 geometry: sinusoidal positions of every latent voxel and of every query, both measured in units of
 the coarse grid, so that the same tokenizer reads clips of any resolution.
+
+A video's first latent frame is unlike the others: the causal VAE encodes pixel frame 0 alone into
+it, every later latent frame from four. A denoiser that renders windows with relative positions
+cannot tell the video's first window from any other, and draws an ordinary latent frame there, which
+the VAE decodes pale. With `has_start_tokens` the tokenizer holds K learned tokens that latent frame 0 of
+a video reads in place of its clip's tokens (`with_start_tokens`); the planner never plans them.
 """
 
 import torch
@@ -45,6 +51,7 @@ class VideoTokenizer(ModelMixin, ConfigMixin):
         num_layers (`int`): resampler blocks.
         num_heads (`int`): attention heads per block.
         pos_dim_per_axis (`int`): sinusoidal features per axis for the 3D positions (even).
+        has_start_tokens (`bool`): hold K learned tokens for a video's first latent frame (`add_start_tokens`).
     """
 
     @register_to_config
@@ -57,6 +64,7 @@ class VideoTokenizer(ModelMixin, ConfigMixin):
         num_layers: int = 4,
         num_heads: int = 8,
         pos_dim_per_axis: int = 32,
+        has_start_tokens: bool = False,
     ):
         super().__init__()
         if hidden_dim % num_heads != 0:
@@ -75,6 +83,26 @@ class VideoTokenizer(ModelMixin, ConfigMixin):
         )
         self.norm_out = nn.LayerNorm(hidden_dim)
         self.proj_out = nn.Linear(hidden_dim, token_dim)
+        self.register_parameter("start_tokens", nn.Parameter(torch.randn(num_queries, token_dim)) if has_start_tokens else None)
+
+    def add_start_tokens(self) -> None:
+        """Give a tokenizer trained without them start tokens (random, at unit scale); training the denoiser with
+        them teaches both what they mean."""
+        if self.start_tokens is None:
+            self.start_tokens = nn.Parameter(torch.randn(self.num_tokens, self.config.token_dim, device=self.device, dtype=self.dtype))
+            self.register_to_config(has_start_tokens=True)
+
+    def with_start_tokens(self, tokens: torch.Tensor, frame_clip: torch.Tensor, first: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Put the start tokens beside the clips' tokens for the frames that start a video.
+
+        `tokens` (B, N, K, D) are the tokens of N clips, `frame_clip` the clip each latent frame reads (any shape) and
+        `first` (its shape) True where a frame is a video's latent frame 0. Returns tokens (B, N + 1, K, D), the start
+        tokens first, and each frame's clip in that list. Without start tokens both come back unchanged.
+        """
+        if self.start_tokens is None:
+            return tokens, frame_clip
+        start = self.start_tokens.to(tokens.dtype).expand(tokens.shape[0], 1, *tokens.shape[2:])
+        return torch.cat([start, tokens], dim=1), torch.where(first, 0, frame_clip + 1)
 
     @property
     def num_tokens(self) -> int:

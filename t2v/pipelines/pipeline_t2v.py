@@ -712,18 +712,19 @@ class T2VPipeline(DiffusionPipeline, WanLoraLoaderMixin):
     def _predict(self, call: _Call, x: torch.Tensor, timesteps: torch.Tensor, frame_index: torch.Tensor) -> torch.Tensor:
         """Step 6: one guided denoiser call on windows of latent frames (see `t2v.fifo.Predict`).
 
-        Every latent frame follows the planned tokens of its own clip; with a storyboard, each window reads the
-        prompt of its part.
+        Every latent frame follows the planned tokens of its own clip, and the video's latent frame 0 the
+        tokenizer's start tokens if it has them; with a storyboard, each window reads the prompt of its part.
         """
         windows, frame_tokens, per_frame = frame_index.shape[0], None, contextlib.nullcontext()
         if call.tokens is not None:
-            clips = (frame_index // call.window).to(call.tokens.device)
+            index = frame_index.to(call.tokens.device)
+            tokens, clips = self.video_tokenizer.with_start_tokens(call.tokens, index // call.window, index == 0)
             if (clips == clips[0, 0]).all():  # one clip: its K tokens, exactly as in training
-                frame_tokens = call.tokens[:, clips[0, 0]].repeat(windows, 1, 1)
+                frame_tokens = tokens[:, clips[0, 0]].repeat(windows, 1, 1)
             else:  # each window's clips once, and which of them each latent frame reads (FrameTokenAttnProcessor)
                 local = clips - clips[:, :1]
-                chosen = (clips[:, :1] + torch.arange(int(local.max()) + 1, device=clips.device)).clamp(max=call.tokens.shape[1] - 1)
-                frame_tokens = call.tokens[:, chosen].transpose(0, 1).flatten(0, 1).flatten(1, 2)  # (windows·B, G·K, D)
+                chosen = (clips[:, :1] + torch.arange(int(local.max()) + 1, device=clips.device)).clamp(max=tokens.shape[1] - 1)
+                frame_tokens = tokens[:, chosen].transpose(0, 1).flatten(0, 1).flatten(1, 2)  # (windows·B, G·K, D)
                 per_frame = frame_clips(self.transformer, local.repeat_interleave(call.batch_size, dim=0))
         negative = call.negative_prompt_embeds if call.guidance_scale > 1.0 else None
         if call.storyboard_embeds is None:

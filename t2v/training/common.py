@@ -136,14 +136,16 @@ def flow_matching_loss(predict, x0: torch.Tensor, scheduler, generator: torch.Ge
 
 
 def fifo_sigmas(scheduler, batch: int, frames: int, generator: torch.Generator, steps: tuple[int, int] = (10, 50),
-                diagonal_share: float = 0.5) -> torch.Tensor:
+                diagonal_share: float = 0.5, first_window: torch.Tensor | None = None) -> torch.Tensor:
     """Noise levels (B, F) of the windows the model meets at inference (FIFO-Diffusion, Kim et al., 2024).
 
     A `diagonal_share` of the rows sit on FIFO's diagonal: with S steps (drawn from `steps`) frame j
     of a window is at step k + (F − 1 − j), k uniform in [−(F − 1), S − 1], clamped to [0, S], so
     earlier frames are cleaner, one step apart, and frames past the queue's front are clean context
     (σ = 0). The other rows have one level for all frames, drawn logit-normally: the first window,
-    ordinary sampling and independent clips. Sigmas follow the scheduler's shift, as at inference.
+    ordinary sampling and independent clips. Rows where `first_window` (B,) is True (windows at a
+    video's start) always have one level, as the pipeline's first window does. Sigmas follow the
+    scheduler's shift, as at inference.
     """
     device = generator.device
     u = compute_density_for_timestep_sampling("logit_normal", batch, logit_mean=0.0, logit_std=1.0, device=device, generator=generator)
@@ -153,6 +155,8 @@ def fifo_sigmas(scheduler, batch: int, frames: int, generator: torch.Generator, 
     config = _config_key(scheduler)  # once per batch, not once per row
     diagonal = torch.stack([_inference_sigmas(config, int(n))[i] for n, i in zip(num_steps[:, 0], index)])
     on_diagonal = torch.rand(batch, 1, generator=generator, device=device).cpu() < diagonal_share
+    if first_window is not None:
+        on_diagonal &= ~first_window.cpu().view(batch, 1)
     shift = scheduler.config.shift
     u = u.cpu().view(batch, 1).expand(batch, frames)
     level = shift * u / (1 + (shift - 1) * u)

@@ -98,16 +98,22 @@ class LatentWindows(Dataset):
     """Windows of `window` latent frames for To2V training, at a random offset drawn from the seed.
 
     Each item: {"latents": (C, window, h, w), "clips": (2, C, window, h, w) the whole clips of the
-    window's first and last frame, "frame_clip": LongTensor (window,), 0 or 1 per frame, "text"}.
+    window's first and last frame, "frame_clip": LongTensor (window,), 0 or 1 per frame, "text",
+    "first_window": whether the window starts at the video's first frame}.
     "text" is the video's caption or, for a video with a storyboard and in a share `part_prompts` of
     the draws (default none), the prompt of the part that holds the window (`storyboard_part`, the
     rule the pipeline follows at inference). Keep some draws on the whole caption when the text
     encoder trains: the planner reads it frozen, and must still tell captions with changes apart.
+    A share `start_windows` of the draws (default none) starts at the video's first latent frame. That
+    frame holds one video frame alone (the causal VAE encodes the first frame by itself, every later
+    latent frame four), and a video's first window, which the pipeline denoises at one noise level
+    before FIFO begins, is the only one that holds it; a uniform offset starts there about once in a
+    few dozen draws. To2V gives such windows one noise level, as the pipeline does (`fifo_sigmas`).
     Videos shorter than two clips are left out.
     """
 
-    def __init__(self, videos: LatentVideos, window: int, part_prompts: float = 0.0):
-        self.videos, self.window, self.part_prompts = videos, window, part_prompts
+    def __init__(self, videos: LatentVideos, window: int, part_prompts: float = 0.0, start_windows: float = 0.0):
+        self.videos, self.window, self.part_prompts, self.start_windows = videos, window, part_prompts, start_windows
         self.usable = [i for i, (z, _) in enumerate(videos) if z.shape[1] >= 2 * window]
         if not self.usable:
             raise ValueError(f"No cached video holds two clips ({2 * window} latent frames).")
@@ -121,6 +127,8 @@ class LatentWindows(Dataset):
         whole = latents.shape[1] // f * f  # frames inside whole clips
         rng = np.random.default_rng(seed)
         start = int(rng.integers(0, whole - f + 1))
+        if self.start_windows and rng.random() < self.start_windows:
+            start = 0
         first, last = start // f, (start + f - 1) // f
         clips = torch.stack([latents[:, first * f : (first + 1) * f], latents[:, last * f : (last + 1) * f]])
         frame_clip = (torch.arange(start, start + f) // f != first).long()
@@ -128,7 +136,8 @@ class LatentWindows(Dataset):
         if storyboard and rng.random() < self.part_prompts:
             part = storyboard_part(torch.arange(start, start + f)[None], len(storyboard), self.videos.num_frames[self.usable[index]])
             text = storyboard[int(part)]
-        return {"latents": latents[:, start : start + f], "clips": clips, "frame_clip": frame_clip, "text": text}
+        return {"latents": latents[:, start : start + f], "clips": clips, "frame_clip": frame_clip, "text": text,
+                "first_window": start == 0}
 
 
 class LatentPlans(Dataset):

@@ -66,10 +66,14 @@ class To2VTraining(StageModule):
     def forward(self, batch, generator):
         if "latents" in batch:  # a window of cached latents, following the tokens of its frames' clips
             latents = batch["latents"]
-            sigma = fifo_sigmas(self.scheduler, latents.shape[0], latents.shape[2], generator).to(latents.device)
+            sigma = fifo_sigmas(self.scheduler, latents.shape[0], latents.shape[2], generator,
+                                first_window=batch.get("first_window")).to(latents.device)
             clips = batch["clips"]  # (B, 2, C, f, h, w)
             tokens = self.video_tokenizer(clips.flatten(0, 1).to(self.video_tokenizer.dtype)).unflatten(0, clips.shape[:2])
-            index = batch["frame_clip"][..., None, None].expand(-1, -1, *tokens.shape[2:])
+            first = torch.zeros_like(batch["frame_clip"], dtype=torch.bool)  # a video's latent frame 0
+            first[:, 0] = batch["first_window"]
+            tokens, frame_clip = self.video_tokenizer.with_start_tokens(tokens, batch["frame_clip"], first)
+            index = frame_clip[..., None, None].expand(-1, -1, *tokens.shape[2:])
             tokens = tokens.gather(1, index).flatten(1, 2)  # (B, f·K, D): K tokens per latent frame
         else:
             with torch.no_grad():
@@ -115,6 +119,8 @@ def set_trainable(pipe, mode: str, rank: int, train_text_encoder: bool, train_to
     freeze(pipe.vae, pipe.planner)
     pipe.text_encoder.requires_grad_(train_text_encoder)
     pipe.video_tokenizer.requires_grad_(train_tokenizer and mode != "lora")
+    if pipe.video_tokenizer.start_tokens is not None:  # they carry no planned content: they train with the denoiser
+        pipe.video_tokenizer.start_tokens.requires_grad_(mode != "lora")
     transformer = pipe.transformer
     if mode == "full":
         transformer.requires_grad_(True)
@@ -144,19 +150,28 @@ def main(argv=None):
     parser.add_argument("--part_prompts", type=float, default=0.0,
                         help="with --latents_dir: the share of windows of a video with a storyboard that read their part's "
                              "prompt instead of the whole caption (default: 0, every window reads the whole caption)")
+    parser.add_argument("--start_tokens", action="store_true",
+                        help="give the video tokenizer learned tokens that a video's first latent frame reads (if it has "
+                             "none yet) and train them with the denoiser; use with --start_windows")
+    parser.add_argument("--start_windows", type=float, default=0.0,
+                        help="with --latents_dir: the share of windows that start at a video's first frame, where every "
+                             "generated video starts (default: 0, the window's offset is uniform)")
     args = parse_training_args(parser, argv)
-    if not 0.0 <= args.part_prompts <= 1.0:
-        parser.error(f"--part_prompts must be between 0 and 1, got {args.part_prompts:g}.")
+    for name in ("part_prompts", "start_windows"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            parser.error(f"--{name} must be between 0 and 1, got {getattr(args, name):g}.")
     if args.train_mode == "lora" and args.train_text_encoder:
         parser.error("--train_mode lora trains adapters of the denoiser alone; leave out --train_text_encoder")
 
     pipe = load_base(args.model)
     videos = LatentVideos(args.latents_dir) if args.latents_dir else None
     set_training_size(pipe, args, videos)
+    if args.start_tokens:
+        pipe.video_tokenizer.add_start_tokens()
     set_trainable(pipe, args.train_mode, args.lora_rank, args.train_text_encoder, not args.freeze_tokenizer)
     use_gradient_checkpointing(pipe.transformer, args.gradient_checkpointing)
     if videos is not None:
-        dataset = LatentWindows(videos, pipe.latent_frames_per_clip, args.part_prompts)
+        dataset = LatentWindows(videos, pipe.latent_frames_per_clip, args.part_prompts, args.start_windows)
     else:
         dataset = video_dataset(args, pipe, num_frames=pipe.config.clip_frames)
         # where the stage will run (a real base's VAE is slow on a CPU); the state is the one the Accelerator takes up,
