@@ -127,21 +127,19 @@ def test_given_latents_are_used(pipe, fast):
 
 
 def test_a_videos_first_frame_reads_the_start_tokens(fast):
-    """Start tokens equal to clip 0's planned tokens give the video made without them; other start tokens change
-    latent frame 0 most, and FIFO carries the change on only through the windows that hold frame 0."""
+    """The packaged model's start tokens change the video's first window (latent frames 0-4, denoised together
+    with frame 0) and much less the frames FIFO makes after it; start tokens equal to clip 0's planned tokens
+    give the video a tokenizer without start tokens makes."""
     pipe = T2VPipeline.from_pretrained(default_model_path())
     pipe.set_progress_bar_config(disable=True)
-    without = pipe(PROMPT, num_frames=33, output_type="latent", generator=seeded(), **fast)  # 9 latent frames: FIFO
-    pipe.video_tokenizer.add_start_tokens()
-    with torch.no_grad():
-        pipe.video_tokenizer.start_tokens.copy_(without.tokens[0, 0])
+    learned = pipe(PROMPT, num_frames=33, output_type="latent", generator=seeded(), **fast)  # 9 latent frames: FIFO
+    pipe.video_tokenizer.start_tokens = None  # as a tokenizer trained without them
+    without = pipe(PROMPT, num_frames=33, output_type="latent", generator=seeded(), **fast)
+    change = (learned.frames - without.frames).abs().mean(dim=(0, 1, 3, 4))  # per latent frame
+    assert change[:5].min() > 0.2 and change[:5].min() > 2 * change[5:].max()
+    pipe.video_tokenizer.start_tokens = torch.nn.Parameter(without.tokens[0, 0].clone())
     same = pipe(PROMPT, num_frames=33, output_type="latent", generator=seeded(), **fast)
     torch.testing.assert_close(same.frames, without.frames, atol=1e-4, rtol=1e-4)
-    with torch.no_grad():
-        pipe.video_tokenizer.start_tokens.copy_(torch.randn_like(pipe.video_tokenizer.start_tokens) * 3)
-    other = pipe(PROMPT, num_frames=33, output_type="latent", generator=seeded(), **fast).frames
-    change = (other - without.frames).abs().mean(dim=(0, 1, 3, 4))  # per latent frame
-    assert change[0] > 0.05 and change[0] == change.max()
 
 
 def test_callback_on_step_end_sees_every_step(pipe, fast):

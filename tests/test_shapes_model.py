@@ -49,13 +49,17 @@ def test_packaged_model_draws_the_color_of_the_prompt(pipe, prompt):
 def test_the_readme_first_command_draws_a_red_circle_across_the_frame(pipe):
     """`t2v generate "a red circle bounces left and right" --seconds 8` (seed 0): a red circle whose centre
     crosses most of the frame (a bounce across the whole frame spans about x = 7 to 57; the model card
-    measured 9 to 56, color 0.89, shape 0.97). Its path is not yet a clean bounce (motion 0.5, README)."""
+    measured 7 to 57, color 1.00, shape 0.95), red from its first frame on (the start tokens: the model
+    without them drew this video's first seven frames blue, cyan, white and magenta). Its path is not yet
+    a clean bounce (motion 0.5, README)."""
     prompt = "a red circle bounces left and right"
     frames = pipe(prompt, seconds=8, generator=torch.Generator().manual_seed(0)).frames[0]
     video = to_uint8(frames)
     score = score_video(video, prompt)
     assert score.color_accuracy >= 0.8 and score.shape_accuracy >= 0.8
-    xs = centroids(measure_video(video))[:, 0]
+    measured = measure_video(video)
+    assert [m is not None and m.color for m in measured[:4]] == ["red"] * 4
+    xs = centroids(measured)[:, 0]
     assert np.nanmin(xs) < 16 and np.nanmax(xs) > 48
 
 
