@@ -338,7 +338,8 @@ def cmd_info(args) -> int:
     else:
         grid = tuple(pipe.video_tokenizer.config.grid)
         print(f"condensed tokens: {pipe.video_tokenizer.num_tokens} per clip on a {grid} grid, "
-              f"{pipe.video_tokenizer.config.token_dim} channels, planned in {pipe.token_codec.config.codec_dim}")
+              f"{pipe.video_tokenizer.config.token_dim} channels, planned in {pipe.token_codec.config.codec_dim}"
+              + ("; the video's first latent frame reads learned start tokens" if pipe.video_tokenizer.start_tokens is not None else ""))
     print("components:")
     for name, component in pipe.components.items():
         if component is None:

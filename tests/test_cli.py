@@ -88,6 +88,7 @@ def test_info_describes_the_default_model(tmp_path):
     for name in ("text_encoder", "video_tokenizer", "token_codec", "planner", "transformer", "vae", "scheduler"):
         assert name in out
     assert "64x64 at 8 fps" in out and "17 frames" in out
+    assert "first latent frame reads learned start tokens" in out
     total = next(line for line in out.splitlines() if line.startswith("total on disk:"))
     assert float(total.split()[3]) < 40  # MiB: small enough to ship inside the package
 
