@@ -83,11 +83,13 @@ class VideoTokenizer(ModelMixin, ConfigMixin):
         )
         self.norm_out = nn.LayerNorm(hidden_dim)
         self.proj_out = nn.Linear(hidden_dim, token_dim)
-        self.register_parameter("start_tokens", nn.Parameter(torch.randn(num_queries, token_dim)) if has_start_tokens else None)
+        self.register_parameter("start_tokens", None)
+        if has_start_tokens:
+            self.add_start_tokens()
 
     def add_start_tokens(self) -> None:
-        """Give a tokenizer trained without them start tokens (random, at unit scale); training the denoiser with
-        them teaches both what they mean."""
+        """Give the tokenizer start tokens (random, at unit scale) if it has none; `has_start_tokens` makes them at
+        construction, and training the denoiser with them teaches both what they mean."""
         if self.start_tokens is None:
             self.start_tokens = nn.Parameter(torch.randn(self.num_tokens, self.config.token_dim, device=self.device, dtype=self.dtype))
             self.register_to_config(has_start_tokens=True)
