@@ -15,7 +15,7 @@ from t2v.schedulers import PerFrameFlowMatch
 from t2v.shapes.folder import write_shapes_folder
 from t2v.shapes.world import render_video
 from t2v.training.cache import main as cache_main
-from t2v.training.common import fifo_sigmas
+from t2v.training.common import fifo_sigmas, foreground_weights
 from t2v.training.latents import LatentPlans, LatentVideos, LatentWindows, cache_latents, collate_plans
 from t2v.training.vae import detail_crops, detail_mask
 from t2v.video_io import write_video
@@ -230,6 +230,31 @@ def test_detail_mask_marks_what_differs_from_the_background():
     mask = detail_mask(video)
     assert mask.shape == (1, 1, 2, 16, 16)
     assert mask[0, 0, 0].sum() == 0 and mask[0, 0, 1].sum() == 16 and mask[0, 0, 1, 5, 5] == 1
+
+
+def test_foreground_weights_weigh_the_object_and_not_the_background():
+    latents = torch.full((2, 8, 3, 16, 16), 0.3)  # a plain background (not zero: the median is its own value)
+    latents[0, :, 1, 4:7, 5:9] += 2.0  # an object in frame 1 of video 0: 2·√8 = 5.7 from the background
+    weights = foreground_weights(latents, 3.0)
+    assert weights.shape == (2, 1, 3, 16, 16)
+    assert weights[0, 0, 1].sum() == 256 + 3.0 * 12 and weights[0, 0, 1, 5, 6] == 4.0
+    assert (weights[0, 0, 0] == 1).all() and (weights[1] == 1).all()
+
+
+def test_foreground_weight_reaches_the_loss(cache):
+    from torch.utils.data import default_collate
+
+    from t2v.training.to2v import To2VTraining
+
+    pipe = T2VPipeline.from_pretrained(default_model_path())
+    windows = LatentWindows(LatentVideos(cache / "cache"), pipe.latent_frames_per_clip)
+    batch = default_collate([windows.get(0, seed=0), windows.get(1, seed=0)])
+    losses = []
+    for weight in (0.0, 0.0, 3.0):
+        model = To2VTraining(pipe, text_dropout=0.0, token_dropout=0.0, validation=False, foreground_weight=weight)
+        with torch.no_grad():
+            losses.append(model(batch, torch.Generator().manual_seed(0)).item())
+    assert losses[0] == losses[1] and losses[2] != losses[0]
 
 
 def test_crops_hold_the_object_and_bad_sizes_are_refused(tmp_path, capsys):

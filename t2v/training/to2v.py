@@ -35,6 +35,7 @@ from .args import parse_training_args, training_parser
 from .common import (
     fifo_sigmas,
     flow_matching_loss,
+    foreground_weights,
     freeze,
     load_base,
     set_training_size,
@@ -52,7 +53,7 @@ LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "add_k_proj", "add_v_proj"]
 
 
 class To2VTraining(StageModule):
-    def __init__(self, pipe, text_dropout: float, token_dropout: float, validation: bool = True):
+    def __init__(self, pipe, text_dropout: float, token_dropout: float, validation: bool = True, foreground_weight: float = 0.0):
         super().__init__()
         # every component the stage calls is a submodule, so that accelerate puts it where the stage runs
         self.vae, self.text_encoder = pipe.vae, pipe.text_encoder
@@ -62,6 +63,7 @@ class To2VTraining(StageModule):
         self.pipe = pipe  # not a module: used for its prompt encoding
         self.scheduler = training_scheduler(pipe)
         self.text_dropout, self.token_dropout = text_dropout, token_dropout
+        self.foreground_weight = foreground_weight
 
     def forward(self, batch, generator):
         if "latents" in batch:  # a window of cached latents, following the tokens of its frames' clips
@@ -92,7 +94,8 @@ class To2VTraining(StageModule):
                 timesteps = expand_frame_timesteps(timesteps, noisy.shape, patch_size)
             return self.transformer(noisy, timesteps, text, encoder_hidden_states_image=tokens, return_dict=False)[0]
 
-        return flow_matching_loss(predict, latents.to(self.transformer.dtype), self.scheduler, generator, sigma=sigma)
+        weights = foreground_weights(latents, self.foreground_weight) if self.foreground_weight else None
+        return flow_matching_loss(predict, latents.to(self.transformer.dtype), self.scheduler, generator, weights, sigma=sigma)
 
 
 @torch.no_grad()
@@ -156,7 +159,12 @@ def main(argv=None):
     parser.add_argument("--start_windows", type=float, default=0.0,
                         help="with --latents_dir: the share of windows that start at a video's first frame, where every "
                              "generated video starts (default: 0, the window's offset is uniform)")
+    parser.add_argument("--foreground_weight", type=float, default=0.0,
+                        help="weigh the loss 1 + this much more where a latent departs from its frame's background (the "
+                             "object), so that small objects' shapes count (default: 0, every position alike)")
     args = parse_training_args(parser, argv)
+    if args.foreground_weight < 0:
+        parser.error(f"--foreground_weight must be 0 or more, got {args.foreground_weight:g}.")
     for name in ("part_prompts", "start_windows"):
         if not 0.0 <= getattr(args, name) <= 1.0:
             parser.error(f"--{name} must be between 0 and 1, got {getattr(args, name):g}.")
@@ -191,7 +199,8 @@ def main(argv=None):
     def validate(model, path):
         write_validation(pipe, args.validation_prompt, path, pipe.config.fps)
 
-    model = To2VTraining(pipe, args.text_dropout, args.token_dropout, validation=not args.skip_validation)
+    model = To2VTraining(pipe, args.text_dropout, args.token_dropout, validation=not args.skip_validation,
+                         foreground_weight=args.foreground_weight)
     return train(Stage("to2v", model, dataset, export, validate, export_name="lora" if args.train_mode == "lora" else "model"), args)
 
 
