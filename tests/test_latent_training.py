@@ -250,11 +250,40 @@ def test_foreground_weight_reaches_the_loss(cache):
     windows = LatentWindows(LatentVideos(cache / "cache"), pipe.latent_frames_per_clip)
     batch = default_collate([windows.get(0, seed=0), windows.get(1, seed=0)])
     losses = []
-    for weight in (0.0, 0.0, 3.0):
-        model = To2VTraining(pipe, text_dropout=0.0, token_dropout=0.0, validation=False, foreground_weight=weight)
+    for weight, noise in ((0.0, 0.0), (0.0, 0.0), (3.0, 0.0), (0.0, 1.0)):
+        model = To2VTraining(pipe, text_dropout=0.0, token_dropout=0.0, validation=False, foreground_weight=weight,
+                             token_noise=noise)
         with torch.no_grad():
             losses.append(model(batch, torch.Generator().manual_seed(0)).item())
-    assert losses[0] == losses[1] and losses[2] != losses[0]
+    assert losses[0] == losses[1] and losses[2] != losses[0] and losses[3] != losses[0]
+
+
+def test_token_noise_lies_in_the_planners_space_at_a_level_per_sample():
+    from t2v.training.to2v import planner_space_noise
+
+    codec = T2VPipeline.from_pretrained(default_model_path()).token_codec
+    tokens = torch.randn(64, 2, 8, codec.config.token_dim)
+    noise = planner_space_noise(codec, tokens, 1.0, torch.Generator().manual_seed(0))
+    assert noise.shape == tokens.shape
+    codes = codec.encode(noise + codec.mean)  # the noise in the codec's normalised space
+    torch.testing.assert_close(codec.decode(codes), noise + codec.mean, atol=1e-4, rtol=1e-4)  # nothing outside it
+    level = codes.flatten(1).std(dim=1)  # one level per sample, from [0, 1]
+    assert level.max() < 1.2 and level.min() < 0.2 and level.max() > 0.8
+    assert not planner_space_noise(codec, tokens, 0.0, torch.Generator().manual_seed(0)).any()
+
+
+def test_token_noise_without_a_fitted_codec_is_refused_in_one_line(cache, tmp_path, capsys):
+    from t2v.training import to2v
+
+    init = tmp_path / "init"
+    pipe = T2VPipeline.from_pretrained(default_model_path())
+    pipe.token_codec.register_to_config(fitted=False)
+    pipe.save_pretrained(init)
+    with pytest.raises(SystemExit):
+        to2v.main(["--latents_dir", str(cache / "cache"), "--model", str(init), "--output_dir", str(tmp_path / "o"),
+                   "--token_noise", "0.5"])
+    assert "--token_noise needs a model whose token codec is fitted" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_crops_hold_the_object_and_bad_sizes_are_refused(tmp_path, capsys):

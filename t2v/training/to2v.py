@@ -53,17 +53,20 @@ LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "add_k_proj", "add_v_proj"]
 
 
 class To2VTraining(StageModule):
-    def __init__(self, pipe, text_dropout: float, token_dropout: float, validation: bool = True, foreground_weight: float = 0.0):
+    def __init__(self, pipe, text_dropout: float, token_dropout: float, validation: bool = True, foreground_weight: float = 0.0,
+                 token_noise: float = 0.0):
         super().__init__()
         # every component the stage calls is a submodule, so that accelerate puts it where the stage runs
         self.vae, self.text_encoder = pipe.vae, pipe.text_encoder
         self.video_tokenizer, self.transformer = pipe.video_tokenizer, pipe.transformer
         if validation:  # a validation video is planned, then rendered
-            self.planner, self.token_codec = pipe.planner, pipe.token_codec
+            self.planner = pipe.planner
+        if validation or token_noise:
+            self.token_codec = pipe.token_codec
         self.pipe = pipe  # not a module: used for its prompt encoding
         self.scheduler = training_scheduler(pipe)
         self.text_dropout, self.token_dropout = text_dropout, token_dropout
-        self.foreground_weight = foreground_weight
+        self.foreground_weight, self.token_noise = foreground_weight, token_noise
 
     def forward(self, batch, generator):
         if "latents" in batch:  # a window of cached latents, following the tokens of its frames' clips
@@ -72,6 +75,8 @@ class To2VTraining(StageModule):
                                 first_window=batch.get("first_window")).to(latents.device)
             clips = batch["clips"]  # (B, 2, C, f, h, w)
             tokens = self.video_tokenizer(clips.flatten(0, 1).to(self.video_tokenizer.dtype)).unflatten(0, clips.shape[:2])
+            if self.token_noise:
+                tokens = tokens + planner_space_noise(self.token_codec, tokens, self.token_noise, generator)
             first = torch.zeros_like(batch["frame_clip"], dtype=torch.bool)  # a video's latent frame 0
             first[:, 0] = batch["first_window"]
             tokens, frame_clip = self.video_tokenizer.with_start_tokens(tokens, batch["frame_clip"], first)
@@ -96,6 +101,26 @@ class To2VTraining(StageModule):
 
         weights = foreground_weights(latents, self.foreground_weight) if self.foreground_weight else None
         return flow_matching_loss(predict, latents.to(self.transformer.dtype), self.scheduler, generator, weights, sigma=sigma)
+
+
+def planner_space_noise(codec, tokens: torch.Tensor, max_level: float, generator: torch.Generator) -> torch.Tensor:
+    """Noise for `tokens` (B, ..., token_dim) drawn where the planner errs: Gaussian in the codec's normalised space
+    (where the planner generates), at a level drawn for each sample uniformly from [0, max_level], carried back to
+    token space by the codec's linear decoding.
+
+    Conditioning augmentation (Ho et al., 2021, "Cascaded Diffusion Models for High Fidelity Image Generation"):
+    the denoiser trains on the tokenizer's exact tokens but renders the planner's at inference, and a denoiser
+    trained long on exact tokens comes to need them (a still object fades out with planned tokens and stays with
+    the true ones: docs/research_log.md, "Planned tokens in training"); corrupted tokens teach it to read
+    approximate ones.
+    """
+    batch, codec_dim = tokens.shape[0], codec.config.codec_dim
+    level = torch.rand(batch, generator=generator, device=tokens.device) * max_level
+    codes = torch.randn(*tokens.shape[:-1], codec_dim, generator=generator, device=tokens.device)
+    codes = codes * level.view(batch, *[1] * (codes.ndim - 1))
+    with torch.no_grad():
+        noise = codec.decode(codes) - codec.decode(torch.zeros_like(codes))
+    return noise.to(tokens.dtype)
 
 
 @torch.no_grad()
@@ -162,9 +187,13 @@ def main(argv=None):
     parser.add_argument("--foreground_weight", type=float, default=0.0,
                         help="weigh the loss 1 + this much more where a latent departs from its frame's background (the "
                              "object), so that small objects' shapes count (default: 0, every position alike)")
+    parser.add_argument("--token_noise", type=float, default=0.0,
+                        help="with --latents_dir and a fitted codec (refine): add noise to the tokens at a level drawn from "
+                             "[0, this] in the codec's normalised space, where the planner errs (default: 0, exact tokens)")
     args = parse_training_args(parser, argv)
-    if args.foreground_weight < 0:
-        parser.error(f"--foreground_weight must be 0 or more, got {args.foreground_weight:g}.")
+    for name in ("foreground_weight", "token_noise"):
+        if getattr(args, name) < 0:
+            parser.error(f"--{name} must be 0 or more, got {getattr(args, name):g}.")
     for name in ("part_prompts", "start_windows"):
         if not 0.0 <= getattr(args, name) <= 1.0:
             parser.error(f"--{name} must be between 0 and 1, got {getattr(args, name):g}.")
@@ -199,8 +228,10 @@ def main(argv=None):
     def validate(model, path):
         write_validation(pipe, args.validation_prompt, path, pipe.config.fps)
 
+    if args.token_noise and (pipe.token_codec is None or not pipe.token_codec.config.fitted):
+        parser.error("--token_noise needs a model whose token codec is fitted (refine a model after its codec stage).")
     model = To2VTraining(pipe, args.text_dropout, args.token_dropout, validation=not args.skip_validation,
-                         foreground_weight=args.foreground_weight)
+                         foreground_weight=args.foreground_weight, token_noise=args.token_noise)
     return train(Stage("to2v", model, dataset, export, validate, export_name="lora" if args.train_mode == "lora" else "model"), args)
 
 
