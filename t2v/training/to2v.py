@@ -111,7 +111,7 @@ def planner_space_noise(codec, tokens: torch.Tensor, max_level: float, generator
     Conditioning augmentation (Ho et al., 2021, "Cascaded Diffusion Models for High Fidelity Image Generation"):
     the denoiser trains on the tokenizer's exact tokens but renders the planner's at inference, and a denoiser
     trained long on exact tokens comes to need them (a still object fades out with planned tokens and stays with
-    the true ones: docs/research_log.md, "Planned tokens in training"); corrupted tokens teach it to read
+    the true ones: docs/research_log.md, "A longer refine, weighted to the object"); corrupted tokens teach it to read
     approximate ones.
     """
     batch, codec_dim = tokens.shape[0], codec.config.codec_dim
