@@ -11,33 +11,22 @@ nothing). A model that keeps the object with true tokens and loses it with plann
 the tokenizer's exact tokens.
 """
 
-import argparse
-
 import torch
+from still_objects import load_at_shift, still_parser
 
-from t2v import T2VPipeline
 from t2v.benchmark_utils import describe_run
 from t2v.shapes.bench import measure_video
 from t2v.shapes.evaluate import true_tokens
 from t2v.video_io import to_uint8
 
-PROMPTS = ["a red square stays still", "a blue square stays still", "a red square bounces left and right"]
-
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="+")
-    parser.add_argument("--prompts", nargs="+", default=PROMPTS)
-    parser.add_argument("--seeds", type=int, default=4)
-    parser.add_argument("--seconds", type=float, default=4)
-    parser.add_argument("--shift", type=float, default=1.0)
+    parser = still_parser(__doc__.splitlines()[0])
     parser.add_argument("--frames", action="store_true", help="print each video's frames, a letter each")
     args = parser.parse_args()
     describe_run()
     for model in args.models:
-        pipe = T2VPipeline.from_pretrained(model)
-        pipe.set_progress_bar_config(disable=True)
-        pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, shift=args.shift)
+        pipe = load_at_shift(model, args.shift)
         plan, num_frames = pipe.plan, round(args.seconds * pipe.config.fps)
         for prompt in args.prompts:
             for source in ("planned", "true"):

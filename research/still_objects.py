@@ -19,18 +19,29 @@ from t2v.video_io import to_uint8
 PROMPTS = ["a red square stays still", "a blue square stays still", "a red square bounces left and right"]
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def still_parser(description: str) -> argparse.ArgumentParser:
+    """The options of this script and of planned_tokens.py: models, prompts, seeds, seconds, shift."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("models", nargs="+")
     parser.add_argument("--prompts", nargs="+", default=PROMPTS)
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=4)
     parser.add_argument("--shift", type=float, default=1.0)
-    args = parser.parse_args()
+    return parser
+
+
+def load_at_shift(model: str, shift: float) -> T2VPipeline:
+    """A model folder's pipeline, quiet, sampling at `shift`."""
+    pipe = T2VPipeline.from_pretrained(model)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, shift=shift)
+    return pipe
+
+
+def main():
+    args = still_parser(__doc__.splitlines()[0]).parse_args()
     for model in args.models:
-        pipe = T2VPipeline.from_pretrained(model)
-        pipe.set_progress_bar_config(disable=True)
-        pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, shift=args.shift)
+        pipe = load_at_shift(model, args.shift)
         for prompt in args.prompts:
             cells = []
             for seed in range(args.seeds):
